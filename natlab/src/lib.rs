@@ -1,0 +1,1 @@
+//! The NAT lab (being built).

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Tsunagi's full test suite: installs what the tests need, checks formatting and
+# lints, builds, runs every test (the NAT lab included when run as root) and builds
+# the docs. Run from anywhere; as root on a fresh Debian 12 machine it needs nothing else.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+skipped=()
+
+# Debian packages the tests use: the NAT lab (nftables, conntrack, iproute2, iptables
+# for NFQUEUE, tayga, miniupnpd), independent checkers (coturn's turnutils, upnpc),
+# and what the build needs (gcc, pkg-config).
+APT_PACKAGES=(nftables conntrack iproute2 iptables coturn tayga miniupnpd miniupnpc
+  gcc pkg-config ca-certificates curl)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [[ $EUID -eq 0 ]]; then
+  if ((${#missing[@]})); then
+    say "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+else
+  if ((${#missing[@]})); then
+    echo "not root: cannot install ${missing[*]}; tests that need them will skip"
+  fi
+  skipped+=("NAT lab tests (they need root for network namespaces)")
+fi
+
+if ! command -v cargo >/dev/null; then
+  if [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  else
+    say "installing the Rust toolchain with rustup"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt,clippy
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+fi
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
+
+MDBOOK_VERSION=0.4.52
+if ! command -v mdbook >/dev/null || [[ "$(mdbook --version)" != "mdbook v$MDBOOK_VERSION" ]]; then
+  say "installing mdbook $MDBOOK_VERSION (cargo install, a few minutes once)"
+  cargo install --locked --quiet mdbook --version "$MDBOOK_VERSION"
+fi
+
+say "cargo fmt --check"
+cargo fmt --all --check
+
+say "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+say "cargo test (release build: the NAT lab runs real traffic)"
+cargo test --workspace --release 2>&1 | tee target/test-output.txt
+
+say "mdbook build docs"
+mdbook build docs
+
+if grep -q 'SKIPPED(' target/test-output.txt; then
+  say "tests that skipped themselves"
+  grep -o 'SKIPPED(.*' target/test-output.txt | sort | uniq -c
+fi
+if ((${#skipped[@]})); then
+  say "skipped: ${skipped[*]}"
+fi
+say "all checks passed"

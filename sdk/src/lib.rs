@@ -1,0 +1,8 @@
+//! Tsunagi (つなぎ): a peer-to-peer networking SDK for games.
+//!
+//! The connection engine is built module by module (see `docs/` and the
+//! architecture in the repository). What exists today is listed below; nothing
+//! else is exported yet.
+
+/// The SDK's version, as `MAJOR.MINOR.PATCH`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
