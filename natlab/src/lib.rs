@@ -3,7 +3,21 @@
 //!
 //! See `docs/src/natlab.md` for the topology, addressing and behaviours.
 
+pub mod delay;
+mod lab;
+mod nat64;
 pub mod netns;
+pub mod nft;
+pub mod probe;
+mod site;
+pub mod topology;
+mod upnp;
+
+pub use lab::{
+    CORE_V4, CORE_V6, Lab, NAT64_PREFIX, NS_PREFIX, Node, Role, SERVER_V4, SERVER_V6, SiteInfo,
+    nat64_address, owner_pid, reap_all, reap_stale,
+};
+pub use topology::{Filtering, Knobs, Mapping, Nat, Site, SiteKind, Topology, catalog};
 
 use std::time::Duration;
 
@@ -21,7 +35,9 @@ pub enum Error {
         stderr: String,
     },
     /// A program could not be started.
-    #[error("cannot run `{program}`: {source} (is its Debian package installed? scripts/test.sh installs them)")]
+    #[error(
+        "cannot run `{program}`: {source} (is its Debian package installed? scripts/test.sh installs them)"
+    )]
     Spawn {
         /// The program.
         program: String,
@@ -45,11 +61,23 @@ pub enum Error {
         reason: String,
     },
     /// The lab needs root.
-    #[error("the NAT lab needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to create network namespaces; run as root or skip")]
+    #[error(
+        "the NAT lab needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to create network namespaces; run as root or skip"
+    )]
     NotRoot,
     /// A topology description is inconsistent.
     #[error("invalid topology: {0}")]
     Topology(String),
+    /// The packet delayer (an NFQUEUE consumer) failed.
+    #[error("delayer on NFQUEUE {queue} in network namespace {netns}: {reason}")]
+    Delay {
+        /// The namespace.
+        netns: String,
+        /// The queue number.
+        queue: u16,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Whether this process can build labs (runs as root).

@@ -27,14 +27,18 @@ impl Netns {
     /// Creates a namespace with loopback up.
     pub fn create(name: &str) -> Result<Netns, Error> {
         run_checked(Command::new("ip").args(["netns", "add", name]))?;
-        let ns = Netns { name: name.to_owned() };
+        let ns = Netns {
+            name: name.to_owned(),
+        };
         ns.ip(&["link", "set", "lo", "up"])?;
         Ok(ns)
     }
 
     /// Refers to an existing namespace by name without creating it.
     pub fn existing(name: &str) -> Netns {
-        Netns { name: name.to_owned() }
+        Netns {
+            name: name.to_owned(),
+        }
     }
 
     /// The namespace's name as `ip netns list` shows it.
@@ -50,6 +54,14 @@ impl Netns {
     /// Runs `ip -n <ns> ARGS…`.
     pub fn ip(&self, args: &[&str]) -> Result<Output, Error> {
         run_checked(Command::new("ip").arg("-n").arg(&self.name).args(args))
+    }
+
+    /// Runs several `ip` commands (one per line, without the leading `ip`) in one
+    /// process: `ip -n <ns> -batch -`.
+    pub fn ip_batch(&self, lines: &[String]) -> Result<(), Error> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["-n", &self.name, "-batch", "-"]);
+        run_with_stdin(&mut cmd, lines.join("\n").as_bytes()).map(|_| ())
     }
 
     /// Runs a program inside the namespace and waits for it (bounded by
@@ -107,7 +119,10 @@ impl Netns {
     {
         let mut cmd = self.command(program, args);
         cmd.stdin(Stdio::null());
-        cmd.spawn().map_err(|e| Error::Spawn { program: program.to_owned(), source: e })
+        cmd.spawn().map_err(|e| Error::Spawn {
+            program: program.to_owned(),
+            source: e,
+        })
     }
 
     /// Runs `f` on a thread that has joined this namespace and returns its result.
@@ -128,18 +143,23 @@ impl Netns {
                 enter(&file, &name)?;
                 Ok(f())
             })
-            .map_err(|e| Error::Netns { name: self.name.clone(), reason: e.to_string() })?;
-        handle
-            .join()
-            .map_err(|_| Error::Netns { name: self.name.clone(), reason: "code panicked".into() })?
+            .map_err(|e| Error::Netns {
+                name: self.name.clone(),
+                reason: e.to_string(),
+            })?;
+        handle.join().map_err(|_| Error::Netns {
+            name: self.name.clone(),
+            reason: "code panicked".into(),
+        })?
     }
 
     /// Kills every process still inside the namespace, then deletes it.
     /// Errors are logged, not returned: teardown must go on.
     pub fn delete(&self) {
-        if let Ok(out) =
-            run_with_timeout(Command::new("ip").args(["netns", "pids", &self.name]), COMMAND_TIMEOUT)
-        {
+        if let Ok(out) = run_with_timeout(
+            Command::new("ip").args(["netns", "pids", &self.name]),
+            COMMAND_TIMEOUT,
+        ) {
             for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                 if let Ok(pid) = pid.parse::<i32>() {
                     // SAFETY: kill(2) with a pid read from the kernel; no memory is touched.
@@ -169,7 +189,9 @@ pub(crate) fn enter(file: &File, name: &str) -> Result<(), Error> {
 /// Lists the names of all network namespaces.
 pub fn list() -> Vec<String> {
     match std::fs::read_dir("/run/netns") {
-        Ok(dir) => dir.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect(),
+        Ok(dir) => dir
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect(),
         Err(_) => Vec::new(),
     }
 }
@@ -202,7 +224,10 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output, 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::Spawn { program: what.clone(), source: e })?;
+        .map_err(|e| Error::Spawn {
+            program: what.clone(),
+            source: e,
+        })?;
     wait_output(child, &what, timeout)
 }
 
@@ -214,11 +239,17 @@ fn wait_output(child: Child, what: &str, timeout: Duration) -> Result<Output, Er
     });
     match rx.recv_timeout(timeout) {
         Ok(Ok(out)) => Ok(out),
-        Ok(Err(e)) => Err(Error::Spawn { program: what.to_owned(), source: e }),
+        Ok(Err(e)) => Err(Error::Spawn {
+            program: what.to_owned(),
+            source: e,
+        }),
         Err(_) => {
             // SAFETY: kill(2) on our own child's pid; the waiting thread reaps it.
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            Err(Error::Timeout { what: what.to_owned(), after: timeout })
+            Err(Error::Timeout {
+                what: what.to_owned(),
+                after: timeout,
+            })
         }
     }
 }
@@ -231,9 +262,15 @@ fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Result<Output, Error> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::Spawn { program: what.clone(), source: e })?;
+        .map_err(|e| Error::Spawn {
+            program: what.clone(),
+            source: e,
+        })?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input).map_err(|e| Error::Spawn { program: what.clone(), source: e })?;
+        stdin.write_all(input).map_err(|e| Error::Spawn {
+            program: what.clone(),
+            source: e,
+        })?;
     }
     let out = wait_output(child, &what, COMMAND_TIMEOUT)?;
     check(out, &what, Some(input))
@@ -255,5 +292,9 @@ fn check(out: Output, what: &str, input: Option<&[u8]>) -> Result<Output, Error>
         stderr.push_str("\n--- input ---\n");
         stderr.push_str(&String::from_utf8_lossy(input));
     }
-    Err(Error::Command { command: what.to_owned(), status: out.status.to_string(), stderr })
+    Err(Error::Command {
+        command: what.to_owned(),
+        status: out.status.to_string(),
+        stderr,
+    })
 }
