@@ -6,3 +6,5 @@
 
 /// The SDK's version, as `MAJOR.MINOR.PATCH`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub mod mape;

@@ -1,15 +1,26 @@
 //! The `tsunagi` command-line tool.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
-/// Tsunagi's command-line tool. Its subcommands (natcheck, mape, token, peer, demo)
-/// arrive with the issues that build them.
+mod mape;
+
+/// Tsunagi's command-line tool: checks and calculators for players, support staff and
+/// ISPs. More subcommands (natcheck, token, peer, demo) arrive with the issues that
+/// build them.
 #[derive(Debug, Parser)]
 #[command(name = "tsunagi", version, about)]
-struct Args {}
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Mape(mape::MapeArgs),
+}
 
 fn main() -> anyhow::Result<()> {
-    let _args = Args::parse();
-    println!("tsunagi {}: no subcommand is implemented yet", tsunagi::VERSION);
-    Ok(())
+    match Args::parse().command {
+        Command::Mape(args) => mape::run(&args),
+    }
 }
