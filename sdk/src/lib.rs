@@ -8,3 +8,5 @@
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub mod mape;
+
+pub mod stun;
