@@ -450,10 +450,8 @@ impl LoopCtx {
             if woken {
                 break Ok(());
             }
-            if sock_ready {
-                if let Err(e) = self.drain(&sock, &mut buf, &mut state) {
-                    break Err(e);
-                }
+            if sock_ready && let Err(e) = self.drain(&sock, &mut buf, &mut state) {
+                break Err(e);
             }
             self.release(&sock, &mut state, &mut out, Some(Instant::now()));
         };
@@ -964,7 +962,7 @@ mod tests {
         for _ in 0..2000 {
             let n = (rng.next() % 96) as usize;
             let mut junk: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
-            if junk.len() >= 4 && rng.next() % 2 == 0 {
+            if junk.len() >= 4 && rng.next().is_multiple_of(2) {
                 let len = junk.len() as u32;
                 junk[..4].copy_from_slice(&len.to_ne_bytes());
             }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -214,11 +214,32 @@ impl Lab {
     }
 
     /// Starts a daemon in a node's namespace; it is killed when the lab is dropped.
+    /// Its output goes to `<workdir>/<node>-<program>.log` (see [`Lab::log`]).
     pub fn spawn(&mut self, node: &str, program: &str, args: &[&str]) -> Result<(), Error> {
         let ns = self.node(node)?.ns.clone();
-        let child = ns.spawn(program, args)?;
+        let log_path = self.workdir.join(format!("{node}-{program}.log"));
+        let log = std::fs::File::create(&log_path).map_err(|e| Error::Spawn {
+            program: format!("{program} (log file {})", log_path.display()),
+            source: e,
+        })?;
+        let err = log.try_clone().map_err(|e| Error::Spawn {
+            program: program.into(),
+            source: e,
+        })?;
+        let mut cmd = ns.command(program, args);
+        cmd.stdin(Stdio::null()).stdout(log).stderr(err);
+        let child = cmd.spawn().map_err(|e| Error::Spawn {
+            program: program.to_owned(),
+            source: e,
+        })?;
         self.children.push((program.to_owned(), child));
         Ok(())
+    }
+
+    /// What a daemon started with [`Lab::spawn`] has printed so far.
+    pub fn log(&self, node: &str, program: &str) -> String {
+        std::fs::read_to_string(self.workdir.join(format!("{node}-{program}.log")))
+            .unwrap_or_default()
     }
 
     /// Keeps `guard` alive as long as the lab; it is dropped before the namespaces are
@@ -332,6 +353,15 @@ fn alive(pid: u32) -> bool {
 /// Deletes namespaces of labs whose process is gone (a killed test or `natlab up`).
 /// Returns the names deleted.
 pub fn reap_stale() -> Vec<String> {
+    // Their scratch directories too (`<tmp>/natlab-<pid>-<run>`).
+    if let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) {
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if owner_pid(&name).is_some_and(|pid| !alive(pid)) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
     remove_matching(|name| owner_pid(name).is_some_and(|pid| !alive(pid)))
 }
 

@@ -3,6 +3,7 @@
 //!
 //! See `docs/src/natlab.md` for the topology, addressing and behaviours.
 
+pub mod coturn;
 pub mod delay;
 mod lab;
 mod nat64;

@@ -44,10 +44,10 @@ impl Reflector {
         let thread = std::thread::spawn(move || {
             let mut buf = [0u8; 1500];
             while !flag.load(Ordering::Relaxed) {
-                if let Ok((n, from)) = sock.recv_from(&mut buf) {
-                    if buf.get(..n) == Some(ASK) {
-                        let _ = sock.send_to(format!("{ANSWER}{from}").as_bytes(), from);
-                    }
+                if let Ok((n, from)) = sock.recv_from(&mut buf)
+                    && buf.get(..n) == Some(ASK)
+                {
+                    let _ = sock.send_to(format!("{ANSWER}{from}").as_bytes(), from);
                 }
             }
         });
