@@ -9,9 +9,9 @@ say() { printf '\n== %s\n' "$*"; }
 skipped=()
 
 # Debian packages the tests use: the NAT lab (nftables, conntrack, iproute2, iptables
-# for NFQUEUE, tayga, miniupnpd), independent checkers (coturn's turnutils, upnpc),
+# for NFQUEUE, tayga, miniupnpd), independent checkers (coturn's turnutils, upnpc, natpmpc),
 # and what the build needs (gcc, pkg-config).
-APT_PACKAGES=(nftables conntrack iproute2 iptables coturn tayga miniupnpd miniupnpc
+APT_PACKAGES=(nftables conntrack iproute2 iptables coturn tayga miniupnpd miniupnpc natpmpc
   gcc pkg-config ca-certificates curl)
 
 missing=()
