@@ -127,7 +127,7 @@ impl<'a> Attribute<'a> {
             }
             AttributeType::MESSAGE_INTEGRITY => Attribute::MessageIntegrity(exact::<20>(value)?),
             AttributeType::MESSAGE_INTEGRITY_SHA256 => {
-                if !(16..=32).contains(&value.len()) || value.len() % 4 != 0 {
+                if !(16..=32).contains(&value.len()) || !value.len().is_multiple_of(4) {
                     return Err(invalid);
                 }
                 Attribute::MessageIntegritySha256(value)
@@ -135,7 +135,7 @@ impl<'a> Attribute<'a> {
             AttributeType::FINGERPRINT => Attribute::Fingerprint(u32_value(value)?),
             AttributeType::ERROR_CODE => Attribute::ErrorCode(error_code(value)?),
             AttributeType::UNKNOWN_ATTRIBUTES => {
-                if value.len() % 2 != 0 {
+                if !value.len().is_multiple_of(2) {
                     return Err(invalid);
                 }
                 let types = value
@@ -316,7 +316,7 @@ impl<'a> Attribute<'a> {
             }
             Attribute::MessageIntegrity(h) => out.extend_from_slice(*h),
             Attribute::MessageIntegritySha256(h) => {
-                if !(16..=32).contains(&h.len()) || h.len() % 4 != 0 {
+                if !(16..=32).contains(&h.len()) || !h.len().is_multiple_of(4) {
                     return Err(invalid(AttributeError::InvalidLength { actual: h.len() }));
                 }
                 out.extend_from_slice(h);

@@ -156,6 +156,59 @@ pub(crate) const fn padded(len: usize) -> usize {
     len.div_ceil(4) * 4
 }
 
+/// The 20-byte header of a message, checked on its own (RFC 8489 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Header {
+    /// The message class.
+    pub class: Class,
+    /// The method.
+    pub method: Method,
+    /// The length field: bytes of attributes after the header.
+    pub length: u16,
+    /// The transaction ID.
+    pub transaction_id: TransactionId,
+}
+
+impl Header {
+    /// Checks the header of a datagram: size, the two zero bits, the magic cookie,
+    /// and a length field that is a multiple of 4 and matches the datagram. A
+    /// server uses it to tell a malformed request (answer 400) from noise (drop).
+    pub fn decode(buf: &[u8]) -> Result<Header, DecodeError> {
+        let too_short = DecodeError::TooShort { len: buf.len() };
+        let header = buf.get(..HEADER_LEN).ok_or(too_short.clone())?;
+        let msg_type = read_u16(header, 0).ok_or(too_short.clone())?;
+        if msg_type & 0xC000 != 0 {
+            return Err(DecodeError::NotStun);
+        }
+        let length = read_u16(header, 2).ok_or(too_short.clone())?;
+        let cookie = read_u32(header, 4).ok_or(too_short.clone())?;
+        if cookie != MAGIC_COOKIE {
+            return Err(DecodeError::BadMagicCookie { found: cookie });
+        }
+        if !length.is_multiple_of(4) {
+            return Err(DecodeError::UnalignedLength { length });
+        }
+        let available = buf.len() - HEADER_LEN;
+        if usize::from(length) != available {
+            return Err(DecodeError::LengthMismatch {
+                declared: usize::from(length),
+                available,
+            });
+        }
+        let tid: [u8; 12] = header
+            .get(8..HEADER_LEN)
+            .and_then(|t| t.try_into().ok())
+            .ok_or(too_short)?;
+        let (class, method) = split_message_type(msg_type);
+        Ok(Header {
+            class,
+            method,
+            length,
+            transaction_id: TransactionId(tid),
+        })
+    }
+}
+
 /// A decoded STUN message. Text and byte-string attributes borrow from the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message<'a> {
@@ -180,37 +233,12 @@ impl<'a> Message<'a> {
     /// Attributes after MESSAGE-INTEGRITY other than MESSAGE-INTEGRITY-SHA256 and
     /// FINGERPRINT are ignored, as RFC 8489 §14.5 requires.
     pub fn decode(buf: &'a [u8]) -> Result<Message<'a>, DecodeError> {
-        let header = buf
-            .get(..HEADER_LEN)
-            .ok_or(DecodeError::TooShort { len: buf.len() })?;
-        let msg_type = read_u16(header, 0).ok_or(DecodeError::TooShort { len: buf.len() })?;
-        if msg_type & 0xC000 != 0 {
-            return Err(DecodeError::NotStun);
-        }
-        let length = read_u16(header, 2).ok_or(DecodeError::TooShort { len: buf.len() })?;
-        let cookie = read_u32(header, 4).ok_or(DecodeError::TooShort { len: buf.len() })?;
-        if cookie != MAGIC_COOKIE {
-            return Err(DecodeError::BadMagicCookie { found: cookie });
-        }
-        if length % 4 != 0 {
-            return Err(DecodeError::UnalignedLength { length });
-        }
-        let available = buf.len() - HEADER_LEN;
-        if usize::from(length) != available {
-            return Err(DecodeError::LengthMismatch {
-                declared: usize::from(length),
-                available,
-            });
-        }
-        let mut tid = [0u8; 12];
-        tid.copy_from_slice(
-            header
-                .get(8..20)
-                .ok_or(DecodeError::TooShort { len: buf.len() })?,
-        );
-        let transaction_id = TransactionId(tid);
-        let (class, method) = split_message_type(msg_type);
-
+        let Header {
+            class,
+            method,
+            transaction_id,
+            ..
+        } = Header::decode(buf)?;
         let mut message = Message {
             class,
             method,
@@ -266,10 +294,10 @@ impl<'a> Message<'a> {
                         source,
                     }
                 })?;
-            if let Attribute::Unknown { typ, .. } = attribute {
-                if typ.is_comprehension_required() {
-                    self.unknown_required.push(typ);
-                }
+            if let Attribute::Unknown { typ, .. } = attribute
+                && typ.is_comprehension_required()
+            {
+                self.unknown_required.push(typ);
             }
             self.attributes.push(attribute);
         }

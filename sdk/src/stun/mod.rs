@@ -44,7 +44,7 @@ pub use channel_data::ChannelData;
 pub use demux::{PacketKind, classify};
 pub use error::{AttributeError, ChannelDataError, DecodeError, EncodeError, IntegrityError};
 pub use integrity::{IntegrityKey, fingerprint, userhash};
-pub use message::{Class, HEADER_LEN, MAGIC_COOKIE, Message, Method, TransactionId};
+pub use message::{Class, HEADER_LEN, Header, MAGIC_COOKIE, Message, Method, TransactionId};
 
 #[cfg(test)]
 mod mutation_tests;

@@ -93,7 +93,7 @@ impl Spec {
             12 => Attribute::AlternateDomain(&self.text),
             13 => Attribute::ChangeRequest {
                 change_ip: self.flag,
-                change_port: self.n32 % 2 == 0,
+                change_port: self.n32.is_multiple_of(2),
             },
             14 => Attribute::ResponseOrigin(self.addr),
             15 => Attribute::OtherAddress(self.addr),
