@@ -1,0 +1,303 @@
+//! The sans-IO server core: datagrams in, datagrams out, a dispatcher by method.
+
+use std::net::{IpAddr, SocketAddr};
+
+use tsunagi::stun::{
+    Attribute, Class, DecodeError, ErrorCode, Header, Message, MessageBuilder, Method, PacketKind,
+    classify,
+};
+
+use crate::binding;
+
+/// One datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The local socket to send from (one of the addresses the server listens on).
+    pub local: SocketAddr,
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// The datagram.
+    pub payload: Vec<u8>,
+}
+
+/// Why an RFC 5780 address pair cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rfc5780Error {
+    /// One address is IPv4 and the other IPv6.
+    #[error("primary {primary} and alternate {alternate} must be of the same address family")]
+    MixedFamilies {
+        /// The primary address.
+        primary: SocketAddr,
+        /// The alternate address.
+        alternate: SocketAddr,
+    },
+    /// Both addresses have the same IP (RFC 5780 needs two IPs).
+    #[error("the alternate address needs a different IP than the primary ({0})")]
+    SameIp(IpAddr),
+    /// Both addresses have the same port (RFC 5780 needs two ports).
+    #[error("the alternate address needs a different port than the primary ({0})")]
+    SamePort(u16),
+    /// A wildcard IP or port 0: responses must come from known, specific addresses.
+    #[error("{0} is not a specific address; RFC 5780 needs specific IPs and ports")]
+    NotSpecific(SocketAddr),
+}
+
+/// The two IPs and two ports of an RFC 5780 server. It listens on all four
+/// combinations and answers CHANGE-REQUEST from the matching one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rfc5780Addresses {
+    primary: SocketAddr,
+    alternate: SocketAddr,
+}
+
+impl Rfc5780Addresses {
+    /// The primary and alternate addresses (specific IPs, non-zero ports, one family).
+    pub fn new(primary: SocketAddr, alternate: SocketAddr) -> Result<Self, Rfc5780Error> {
+        if primary.is_ipv4() != alternate.is_ipv4() {
+            return Err(Rfc5780Error::MixedFamilies { primary, alternate });
+        }
+        for a in [primary, alternate] {
+            if a.ip().is_unspecified() || a.port() == 0 {
+                return Err(Rfc5780Error::NotSpecific(a));
+            }
+        }
+        if primary.ip() == alternate.ip() {
+            return Err(Rfc5780Error::SameIp(primary.ip()));
+        }
+        if primary.port() == alternate.port() {
+            return Err(Rfc5780Error::SamePort(primary.port()));
+        }
+        Ok(Rfc5780Addresses { primary, alternate })
+    }
+
+    /// The primary address.
+    pub fn primary(&self) -> SocketAddr {
+        self.primary
+    }
+
+    /// The alternate address.
+    pub fn alternate(&self) -> SocketAddr {
+        self.alternate
+    }
+
+    /// The four addresses to listen on: primary IP with primary and alternate
+    /// port, then alternate IP with both.
+    pub fn socket_addresses(&self) -> [SocketAddr; 4] {
+        let (pi, ai) = (self.primary.ip(), self.alternate.ip());
+        let (pp, ap) = (self.primary.port(), self.alternate.port());
+        [
+            SocketAddr::new(pi, pp),
+            SocketAddr::new(pi, ap),
+            SocketAddr::new(ai, pp),
+            SocketAddr::new(ai, ap),
+        ]
+    }
+
+    /// Whether `local` is one of the four addresses.
+    pub fn contains(&self, local: SocketAddr) -> bool {
+        self.socket_addresses().contains(&local)
+    }
+
+    /// The address that differs from `local` in IP if `change_ip` and in port if
+    /// `change_port`; `None` if `local` is not one of the four.
+    pub fn changed(
+        &self,
+        local: SocketAddr,
+        change_ip: bool,
+        change_port: bool,
+    ) -> Option<SocketAddr> {
+        if !self.contains(local) {
+            return None;
+        }
+        let other_ip = if local.ip() == self.primary.ip() {
+            self.alternate.ip()
+        } else {
+            self.primary.ip()
+        };
+        let other_port = if local.port() == self.primary.port() {
+            self.alternate.port()
+        } else {
+            self.primary.port()
+        };
+        Some(SocketAddr::new(
+            if change_ip { other_ip } else { local.ip() },
+            if change_port {
+                other_port
+            } else {
+                local.port()
+            },
+        ))
+    }
+
+    /// OTHER-ADDRESS for a request received on `local`: the other IP and other port.
+    pub fn other(&self, local: SocketAddr) -> Option<SocketAddr> {
+        self.changed(local, true, true)
+    }
+}
+
+/// What the server does.
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    /// SOFTWARE to put in responses; `None` keeps responses small (no amplification).
+    pub software: Option<String>,
+    /// The RFC 5780 address set, when the server has a second IP and port.
+    pub rfc5780: Option<Rfc5780Addresses>,
+}
+
+/// The server: feed it datagrams with [`Server::handle`].
+#[derive(Debug, Clone)]
+pub struct Server {
+    config: ServerConfig,
+}
+
+impl Server {
+    /// A server with this configuration.
+    pub fn new(config: ServerConfig) -> Server {
+        Server { config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Handles one datagram received on `local` from `from`; appends what to send
+    /// to `out`. Never panics, whatever `packet` holds.
+    pub fn handle(
+        &mut self,
+        local: SocketAddr,
+        from: SocketAddr,
+        packet: &[u8],
+        out: &mut Vec<Transmit>,
+    ) {
+        match classify(packet) {
+            PacketKind::Stun => self.handle_stun(local, from, packet, out),
+            // ChannelData goes to TURN once it exists; anything else is not ours.
+            _ => tracing::trace!(%from, len = packet.len(), "dropping non-STUN datagram"),
+        }
+    }
+
+    fn handle_stun(
+        &mut self,
+        local: SocketAddr,
+        from: SocketAddr,
+        packet: &[u8],
+        out: &mut Vec<Transmit>,
+    ) {
+        let message = match Message::decode(packet) {
+            Ok(message) => message,
+            Err(error) => {
+                self.reject_malformed(local, from, packet, &error, out);
+                return;
+            }
+        };
+        if message.has_fingerprint() && message.verify_fingerprint().is_err() {
+            // RFC 8489 §7.3: a bad FINGERPRINT means it is not STUN; drop silently.
+            tracing::debug!(%from, "dropping message with a bad FINGERPRINT");
+            return;
+        }
+        // The dispatcher: one arm per method. TURN adds Allocate, Refresh,
+        // CreatePermission, ChannelBind and the Send indication here.
+        match (message.class(), message.method()) {
+            (Class::Request, Method::BINDING) => {
+                binding::handle(&self.config, local, from, &message, out);
+            }
+            (Class::Request, method) => {
+                tracing::debug!(%from, %method, "request for a method this server does not serve");
+                let error = ErrorCode::new(400, "Unsupported method");
+                out.push(self.error_response(local, from, &message, error, &[]));
+            }
+            // Binding indications are keepalives; responses are not for a server.
+            _ => {}
+        }
+    }
+
+    /// Answers 400 when the header is a valid request's but its attributes are
+    /// not; drops anything whose header is broken (it may not be STUN at all).
+    fn reject_malformed(
+        &self,
+        local: SocketAddr,
+        from: SocketAddr,
+        packet: &[u8],
+        error: &DecodeError,
+        out: &mut Vec<Transmit>,
+    ) {
+        let Ok(header) = Header::decode(packet) else {
+            tracing::trace!(%from, %error, "dropping datagram that is not STUN");
+            return;
+        };
+        tracing::debug!(%from, %error, "malformed STUN message");
+        if header.class != Class::Request {
+            return;
+        }
+        let mut response =
+            MessageBuilder::new(Class::ErrorResponse, header.method, header.transaction_id);
+        let reason = ErrorCode::new(400, "Bad Request: malformed attribute");
+        if response.add(&Attribute::ErrorCode(reason)).is_ok() {
+            self.add_software(&mut response);
+            out.push(Transmit {
+                local,
+                destination: from,
+                payload: response.finish(),
+            });
+        }
+    }
+
+    /// An error response to `request`, with UNKNOWN-ATTRIBUTES when `unknown` is
+    /// not empty, and FINGERPRINT when the request had one.
+    pub(crate) fn error_response(
+        &self,
+        local: SocketAddr,
+        from: SocketAddr,
+        request: &Message<'_>,
+        error: ErrorCode<'_>,
+        unknown: &[tsunagi::stun::AttributeType],
+    ) -> Transmit {
+        error_response(&self.config, local, from, request, error, unknown)
+    }
+
+    fn add_software(&self, builder: &mut MessageBuilder) {
+        add_software(&self.config, builder);
+    }
+}
+
+/// Adds SOFTWARE if configured; a too-long value is skipped, not fatal.
+pub(crate) fn add_software(config: &ServerConfig, builder: &mut MessageBuilder) {
+    if let Some(software) = &config.software
+        && builder.add(&Attribute::Software(software)).is_err()
+    {
+        tracing::warn!("SOFTWARE value too long; sending responses without it");
+    }
+}
+
+/// Builds an error response (see [`Server::error_response`]).
+pub(crate) fn error_response(
+    config: &ServerConfig,
+    local: SocketAddr,
+    from: SocketAddr,
+    request: &Message<'_>,
+    error: ErrorCode<'_>,
+    unknown: &[tsunagi::stun::AttributeType],
+) -> Transmit {
+    let mut response = MessageBuilder::new(
+        Class::ErrorResponse,
+        request.method(),
+        request.transaction_id(),
+    );
+    // Both adds are within every limit (reason < 763 bytes, a few types).
+    let _ = response.add(&Attribute::ErrorCode(error));
+    if !unknown.is_empty() {
+        let _ = response.add(&Attribute::UnknownAttributes(unknown.to_vec()));
+    }
+    add_software(config, &mut response);
+    let payload = if request.has_fingerprint() {
+        response.finish_with_fingerprint()
+    } else {
+        response.finish()
+    };
+    Transmit {
+        local,
+        destination: from,
+        payload,
+    }
+}
