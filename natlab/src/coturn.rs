@@ -16,7 +16,17 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Starts coturn on the server's two IPv4 and two IPv6 addresses (ports 3478 and
 /// 3479, so RFC 5780 is on) with `extra` arguments appended, and waits until it
 /// answers STUN on every address.
+///
+/// Idempotent: if the lab already runs coturn (a UPnP site starts it for miniupnpd's
+/// STUN check), this returns at once and `extra` is ignored.
 pub fn start(lab: &mut Lab, extra: &[&str]) -> Result<(), Error> {
+    if lab
+        .children
+        .iter()
+        .any(|(program, _)| program == "turnserver")
+    {
+        return Ok(());
+    }
     let pidfile = lab
         .workdir()
         .join("turnserver.pid")

@@ -137,12 +137,12 @@ impl Nat {
                 "an address-and-port-dependent mapping only exists here with APDF filtering".into(),
             ));
         }
-        if let Some((first, count)) = self.port_set {
-            if count == 0 || first == 0 || u32::from(first) + u32::from(count) > 65536 {
-                return Err(Error::Topology(format!(
-                    "port set {first}+{count} must be non-empty and inside 1..=65535"
-                )));
-            }
+        if let Some((first, count)) = self.port_set
+            && (count == 0 || first == 0 || u32::from(first) + u32::from(count) > 65536)
+        {
+            return Err(Error::Topology(format!(
+                "port set {first}+{count} must be non-empty and inside 1..=65535"
+            )));
         }
         Ok(())
     }
