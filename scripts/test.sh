@@ -57,14 +57,17 @@ say "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 say "cargo test (release build: the NAT lab runs real traffic)"
-cargo test --workspace --release 2>&1 | tee target/test-output.txt
+out_dir="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$out_dir"
+test_log="$out_dir/test-output.txt"
+cargo test --workspace --release 2>&1 | tee "$test_log"
 
 say "mdbook build docs"
 mdbook build docs
 
-if grep -q 'SKIPPED(' target/test-output.txt; then
+if grep -q 'SKIPPED(' "$test_log"; then
   say "tests that skipped themselves"
-  grep -o 'SKIPPED(.*' target/test-output.txt | sort | uniq -c
+  grep -o 'SKIPPED(.*' "$test_log" | sort | uniq -c
 fi
 if ((${#skipped[@]})); then
   say "skipped: ${skipped[*]}"
