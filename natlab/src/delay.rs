@@ -46,6 +46,8 @@ pub const DEFAULT_MAX_QUEUE_LEN: u32 = 65_536;
 /// `table ip mangle`; an `nft flush ruleset` run later removes the rules too, so
 /// install them after the router's nftables setup).
 pub const IPTABLES: &str = "iptables-nft";
+/// The IPv6 counterpart of [`IPTABLES`].
+pub const IP6TABLES: &str = "ip6tables-nft";
 /// Tried when [`IPTABLES`] fails (the legacy xtables backend also works here).
 pub const IPTABLES_FALLBACK: &str = "iptables-legacy";
 
@@ -290,6 +292,9 @@ impl Drop for Delayer {
 pub fn install_rules(ns: &Netns, wan_iface: &str, queue_num: u16) -> Result<(), Error> {
     for dir in ["-i", "-o"] {
         iptables(ns, &rule_args("-A", dir, wan_iface, queue_num))?;
+        // IPv6 goes to the same queue: the kernel ignores the family of a queue binding,
+        // and verdicts name packets by id only.
+        ns.exec(IP6TABLES, rule_args("-A", dir, wan_iface, queue_num))?;
     }
     Ok(())
 }
@@ -298,6 +303,7 @@ pub fn install_rules(ns: &Netns, wan_iface: &str, queue_num: u16) -> Result<(), 
 pub fn remove_rules(ns: &Netns, wan_iface: &str, queue_num: u16) -> Result<(), Error> {
     for dir in ["-i", "-o"] {
         iptables(ns, &rule_args("-D", dir, wan_iface, queue_num))?;
+        ns.exec(IP6TABLES, rule_args("-D", dir, wan_iface, queue_num))?;
     }
     Ok(())
 }

@@ -448,7 +448,7 @@ fn udp_timers_follow_the_knob() {
 
 #[test]
 fn knobs_add_loss_rate_limit_and_delay() {
-    let mut s = site("portrestr");
+    let mut s = site("dualstack");
     s.knobs = Knobs {
         loss_percent: Some(20),
         rate_kbit: Some(2000),
@@ -458,7 +458,7 @@ fn knobs_add_loss_rate_limit_and_delay() {
     let Some(lab) = lab("knobs", vec![s]) else {
         return;
     };
-    let host = lab.host("portrestr").unwrap();
+    let host = lab.host("dualstack").unwrap();
     let server = lab.server().unwrap();
     let refl =
         Reflector::start(&server.ns, SocketAddr::new(IpAddr::V4(SERVER_V4[0]), 3478)).unwrap();
@@ -500,7 +500,7 @@ fn knobs_add_loss_rate_limit_and_delay() {
     }
     // The delayer holds them first; wait until the link is quiet before reading tc.
     while natlab::probe::receive(&sink, Duration::from_millis(300)).is_some() {}
-    let router = lab.node("portrestr.router").unwrap();
+    let router = lab.node("dualstack.router").unwrap();
     let out = router
         .ns
         .exec("tc", ["-s", "qdisc", "show", "dev", "wan"])
