@@ -1,0 +1,147 @@
+//! [`PathHandle`]: the application's side of the path layer.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::addr::{PathAddr, PeerKey};
+use super::driver::{ReceivedStun, STUN_QUEUE, Shared, now, swallow};
+use super::error::PathError;
+use super::event::{PathEvent, PeerStats};
+use crate::socket::{LocalAddrs, Transmit};
+
+/// Adds peers and paths, reads events and statistics. Cheap to clone; every
+/// clone drives the same [`super::PathSocket`].
+#[derive(Clone)]
+pub struct PathHandle {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for PathHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PathHandle").finish_non_exhaustive()
+    }
+}
+
+impl PathHandle {
+    pub(crate) fn new(shared: Arc<Shared>) -> PathHandle {
+        PathHandle { shared }
+    }
+
+    /// Adds the peer with this key (idempotent) and returns its virtual
+    /// address: connect QUIC to it.
+    pub fn add_peer(&self, key: &PeerKey) -> SocketAddr {
+        self.shared.lock().core.add_peer(key)
+    }
+
+    /// Forgets a peer and its paths.
+    pub fn remove_peer(&self, peer: SocketAddr) -> bool {
+        self.shared.lock().core.remove_peer(peer)
+    }
+
+    /// Adds a candidate path to a peer. It is probed at once and used as soon
+    /// as it is confirmed live and is the best live path.
+    pub fn add_path(&self, peer: SocketAddr, path: PathAddr) -> Result<(), PathError> {
+        let family_ok = {
+            let local = self.shared.io.local_addrs();
+            match path {
+                PathAddr::Direct(a) | PathAddr::RemoteRelay(a) => {
+                    if crate::path::canonical(a).is_ipv6() {
+                        local.v6.is_some()
+                    } else {
+                        local.v4.is_some()
+                    }
+                }
+                PathAddr::Relay { .. } => true,
+            }
+        };
+        if !family_ok {
+            let family = match path {
+                PathAddr::Direct(a) | PathAddr::RemoteRelay(a)
+                    if crate::path::canonical(a).is_ipv6() =>
+                {
+                    "IPv6"
+                }
+                _ => "IPv4",
+            };
+            return Err(PathError::NoSocketForFamily { path, family });
+        }
+        let now = now();
+        self.shared.lock().core.add_path(now, peer, path)?;
+        self.shared.wake_driver.notify_one();
+        Ok(())
+    }
+
+    /// Removes a path; if it was active, the next best live path takes over.
+    pub fn remove_path(&self, peer: SocketAddr, path: PathAddr) -> bool {
+        let now = now();
+        let mut state = self.shared.lock();
+        let removed = state.core.remove_path(now, peer, path);
+        self.shared.flush(&mut state, now);
+        removed
+    }
+
+    /// Probes every path of a peer now.
+    pub fn probe_now(&self, peer: SocketAddr) -> Result<(), PathError> {
+        self.shared.lock().core.probe_now(now(), peer)?;
+        self.shared.wake_driver.notify_one();
+        Ok(())
+    }
+
+    /// The peer's paths and which one is active.
+    pub fn stats(&self, peer: SocketAddr) -> Option<PeerStats> {
+        self.shared.lock().core.stats(now(), peer)
+    }
+
+    /// The virtual addresses of all peers.
+    pub fn peers(&self) -> Vec<SocketAddr> {
+        self.shared.lock().core.peers().collect()
+    }
+
+    /// The next event, if one is waiting.
+    pub fn poll_event(&self) -> Option<PathEvent> {
+        self.shared.lock().events.pop_front()
+    }
+
+    /// Waits for the next event.
+    pub async fn next_event(&self) -> PathEvent {
+        loop {
+            let notified = self.shared.event_ready.notified();
+            if let Some(e) = self.poll_event() {
+                return e;
+            }
+            notified.await;
+        }
+    }
+
+    /// The shared sockets' local addresses.
+    pub fn local_addrs(&self) -> LocalAddrs {
+        self.shared.io.local_addrs()
+    }
+
+    /// Sends a raw datagram from the shared socket (STUN to a server, an ICE
+    /// check): the NAT mapping it creates is the one QUIC uses.
+    pub fn send_to(&self, to: SocketAddr, bytes: &[u8]) -> io::Result<()> {
+        let to = crate::path::canonical(to);
+        let t = Transmit {
+            destination: to,
+            ecn: None,
+            contents: bytes,
+            segment_size: None,
+            src_ip: None,
+        };
+        swallow(self.shared.io.try_send(&t), to)
+    }
+
+    /// Receives the STUN datagrams that are not path probes (answers to
+    /// [`PathHandle::send_to`], ICE checks). Replaces an earlier receiver; at
+    /// most 256 wait, newer ones are dropped while the queue is full.
+    pub fn stun_receiver(&self) -> mpsc::Receiver<ReceivedStun> {
+        let (tx, rx) = mpsc::channel(STUN_QUEUE);
+        self.shared.lock().stun_consumer = Some(tx);
+        rx
+    }
+}
