@@ -1,14 +1,14 @@
 //! A running lab: namespaces, links, addresses, rules and daemons, torn down on drop.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::netns::{self, Netns};
-use crate::topology::{Site, Topology};
+use crate::topology::{Site, SiteKind, Topology};
 use crate::{Error, site};
 
 /// Every lab namespace starts with this, then `<pid>-<run>-`.
@@ -96,6 +96,19 @@ pub struct SiteInfo {
     pub edge_router: String,
     /// Logical names of its hosts.
     pub hosts: Vec<String>,
+}
+
+impl SiteInfo {
+    /// The DNS64 server of a NAT64 site: its router's LAN IPv6 address, port 53 (see
+    /// [`crate::dns64`]). `None` for other kinds of site, which have no DNS64.
+    pub fn dns64(&self) -> Option<SocketAddr> {
+        (self.spec.kind == SiteKind::Nat64).then(|| {
+            SocketAddr::new(
+                crate::dns64::router_lan_v6(self.index).into(),
+                crate::dns64::DNS_PORT,
+            )
+        })
+    }
 }
 
 /// A running lab. Everything it created is removed when it is dropped — also when a

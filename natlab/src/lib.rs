@@ -5,6 +5,7 @@
 
 pub mod coturn;
 pub mod delay;
+pub mod dns64;
 mod lab;
 mod nat64;
 pub mod netns;

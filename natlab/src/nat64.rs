@@ -1,5 +1,6 @@
 //! NAT64 with tayga on a site router: the router's hosts reach IPv4 through
-//! `2001:db8:46::/96`, and the translated IPv4 is then masqueraded out of `wan`.
+//! `2001:db8:46::/96`, and the translated IPv4 is then masqueraded out of `wan`. A DNS64
+//! responder on the router's LAN address ([`crate::dns64`]) synthesizes AAAA records.
 
 use std::time::{Duration, Instant};
 
@@ -30,7 +31,8 @@ pub(crate) fn start(lab: &mut Lab, router: &str, index: u8) -> Result<(), Error>
     ])?;
     lab.spawn(router, "tayga", &["-c", &conf, "--nodetach"])?;
     let pid = lab.children.last().map(|(_, c)| c.id()).unwrap_or(0);
-    wait_attached(pid, router)
+    wait_attached(pid, router)?;
+    crate::dns64::start(lab, router, index)
 }
 
 /// Waits until process `pid` holds the tun device open (its fdinfo names `nat64`).
