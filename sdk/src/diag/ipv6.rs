@@ -228,7 +228,7 @@ fn transact(
     change: Option<(bool, bool)>,
     timeout: Duration,
 ) -> Option<BindingAnswer> {
-    let tid = TransactionId::new(random_tid());
+    let tid = TransactionId::new(random_bytes());
     let request = binding_request(tid, change);
     let deadline = Instant::now() + timeout;
     let mut buf = [0u8; 1500];
@@ -252,16 +252,16 @@ fn transact(
     None
 }
 
-/// A random transaction ID (RFC 8489 §6), or a time-derived one if the system's
-/// random source fails (only unpredictability is lost).
-fn random_tid() -> [u8; 12] {
-    let mut b = [0u8; 12];
+/// `N` random bytes (transaction IDs, nonces), or time-derived ones if the system's
+/// random source fails (only unpredictability is lost; answers are still matched).
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
     if getrandom::fill(&mut b).is_err() {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        for (dst, src) in b.iter_mut().zip(nanos.to_le_bytes()) {
+        for (dst, src) in b.iter_mut().zip(nanos.to_le_bytes().into_iter().cycle()) {
             *dst = src;
         }
     }
