@@ -11,5 +11,6 @@ pub mod mape;
 
 pub mod stun;
 
-pub mod socket;
 pub mod path;
+pub mod sim;
+pub mod socket;

@@ -128,10 +128,10 @@ impl PathCore {
         path: PathAddr,
     ) -> Result<(), PathError> {
         let via = path.via();
-        if let Via::Turn { server, .. } = via {
-            if !self.relays.contains(&server) {
-                return Err(PathError::UnknownRelay { server, path });
-            }
+        if let Via::Turn { server, .. } = via
+            && !self.relays.contains(&server)
+        {
+            return Err(PathError::UnknownRelay { server, path });
         }
         if let Some(&owner) = self.by_via.get(&via) {
             if owner == peer {
@@ -235,24 +235,24 @@ impl PathCore {
             None => self.discover(now, via, datagram, cid)?,
         };
         let entry = self.peers.get_mut(&peer)?;
-        if let Some(i) = entry.path_index(&via) {
-            if let Some(p) = entry.paths.get_mut(i) {
-                p.last_seen = Some(now);
-                p.packets_received += 1;
-                p.bytes_received += datagram.len() as u64;
-            }
+        if let Some(i) = entry.path_index(&via)
+            && let Some(p) = entry.paths.get_mut(i)
+        {
+            p.last_seen = Some(now);
+            p.packets_received += 1;
+            p.bytes_received += datagram.len() as u64;
         }
-        if let Some(cid) = cid {
-            if entry.cids.front() != Some(&cid) {
-                entry.cids.retain(|c| *c != cid);
-                entry.cids.push_front(cid);
-                if entry.cids.len() > CIDS_PER_PEER {
-                    if let Some(old) = entry.cids.pop_back() {
-                        self.by_cid.remove(&old);
-                    }
-                }
-                self.by_cid.insert(cid, peer);
+        if let Some(cid) = cid
+            && entry.cids.front() != Some(&cid)
+        {
+            entry.cids.retain(|c| *c != cid);
+            entry.cids.push_front(cid);
+            if entry.cids.len() > CIDS_PER_PEER
+                && let Some(old) = entry.cids.pop_back()
+            {
+                self.by_cid.remove(&old);
             }
+            self.by_cid.insert(cid, peer);
         }
         Some(peer)
     }

@@ -163,10 +163,17 @@ impl PeerEntry {
             return Some(best);
         }
         if b.kind() == c.kind() {
-            if let (Some(rb), Some(rc)) = (b.srtt, c.srtt) {
-                if rb.as_secs_f64() < rc.as_secs_f64() * config.rtt_switch_ratio {
-                    return Some(best);
-                }
+            // The active path went quiet while another of its kind is heard
+            // from (a NAT rebinding): move before the active one times out.
+            if let (Some(sb), Some(sc)) = (b.last_seen, c.last_seen)
+                && sb > sc + config.probe_interval
+            {
+                return Some(best);
+            }
+            if let (Some(rb), Some(rc)) = (b.srtt, c.srtt)
+                && rb.as_secs_f64() < rc.as_secs_f64() * config.rtt_switch_ratio
+            {
+                return Some(best);
             }
         }
         Some(cur)
