@@ -93,9 +93,16 @@ pub fn probe(options: &PortmapOptions) -> PortmapFindings {
         return PortmapFindings::default();
     };
     let (upnp_igd, (nat_pmp, pcp)) = std::thread::scope(|s| {
-        let upnp = s.spawn(|| upnp_probe(gw, options.timeout));
+        let upnp = std::thread::Builder::new()
+            .name("portmap-upnp".into())
+            .spawn_scoped(s, || upnp_probe(gw, options.timeout));
         let pmp_pcp = natpmp_and_pcp(gw, options);
-        (upnp.join().unwrap_or_default(), pmp_pcp)
+        let upnp = match upnp {
+            Ok(handle) => handle.join().unwrap_or_default(),
+            // No thread to spare: run it after the others.
+            Err(_) => upnp_probe(gw, options.timeout),
+        };
+        (upnp, pmp_pcp)
     });
     let f = PortmapFindings {
         gateway: Some(gw),
@@ -427,8 +434,9 @@ fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
         if size == 0 {
             return Some(out);
         }
-        out.extend_from_slice(rest.get(eol + 2..eol + 2 + size)?);
-        rest = rest.get(eol + 2 + size + 2..)?;
+        let end = eol.checked_add(2)?.checked_add(size)?;
+        out.extend_from_slice(rest.get(eol + 2..end)?);
+        rest = rest.get(end.checked_add(2)?..)?;
     }
 }
 
@@ -646,10 +654,37 @@ mod tests {
         );
         let bad_chunk = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffff\r\nab";
         assert_eq!(parse_http_response(bad_chunk), None);
+        let overflow =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nab";
+        assert_eq!(parse_http_response(overflow), None);
         assert_eq!(parse_http_response(b"HTTP/1.1 200 OK\r\n"), None);
         assert_eq!(parse_http_response(b"garbage\r\n\r\n"), None);
         let huge = b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\nx";
         assert_eq!(parse_http_response(huge), Some((200, "x".into())));
+    }
+
+    #[test]
+    fn random_input_never_panics() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let prefixes: [&[u8]; 4] = [b"", b"HTTP/1.1 200 OK\r\n", SSDP, b"\x02\x81\x00\x00"];
+        for len in 0..400 {
+            let noise: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    if x.is_multiple_of(7) { b'\r' } else { x as u8 }
+                })
+                .collect();
+            for p in prefixes {
+                let buf = [p, &noise].concat();
+                let text = String::from_utf8_lossy(&buf);
+                let _ = (parse_natpmp(&buf), parse_pcp(&buf), parse_ssdp(&buf));
+                let _ = (parse_http_response(&buf), find_wan_service(&text));
+                let _ = (parse_external_ip(&text), parse_http_url(&text));
+                let _ = gateway_from_route_table(&text);
+            }
+        }
     }
 
     #[test]
