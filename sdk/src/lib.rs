@@ -8,6 +8,7 @@
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub mod mape;
+pub mod relay;
 
 pub mod stun;
 
