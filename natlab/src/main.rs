@@ -203,6 +203,7 @@ fn demo() -> anyhow::Result<()> {
         }
     }
     drop((v4, v6));
+    let prefix = lab.prefix().to_owned();
     let down = Instant::now();
     drop(lab);
     println!(
@@ -211,7 +212,7 @@ fn demo() -> anyhow::Result<()> {
         started.elapsed(),
         natlab::netns::list()
             .iter()
-            .filter(|n| n.starts_with(natlab::NS_PREFIX))
+            .filter(|n| n.starts_with(&prefix))
             .count()
     );
     Ok(())
