@@ -1,0 +1,36 @@
+//! Shared by the path layer's quinn tests: TLS configs and a numbered stream.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use quinn::rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+
+/// A server config with a self-signed certificate for "peer", and a client
+/// config trusting it; both with the path layer's transport defaults.
+pub fn quinn_configs() -> (quinn::ServerConfig, quinn::ClientConfig) {
+    let certified = rcgen::generate_simple_self_signed(vec!["peer".to_owned()]).unwrap();
+    let cert: CertificateDer<'static> = certified.cert.der().clone();
+    let key = PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
+    let mut server = quinn::ServerConfig::with_single_cert(vec![cert.clone()], key.into()).unwrap();
+    server.transport_config(tsunagi::socket::transport_config());
+    let mut roots = quinn::rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let mut client = quinn::ClientConfig::with_root_certificates(Arc::new(roots)).unwrap();
+    client.transport_config(tsunagi::socket::transport_config());
+    (server, client)
+}
+
+/// Reads `count` numbered 4-byte messages and checks that each arrives once,
+/// in order.
+pub async fn read_numbered(recv: &mut quinn::RecvStream, count: u32) -> u32 {
+    let mut buf = [0u8; 4];
+    for expected in 0..count {
+        recv.read_exact(&mut buf).await.unwrap();
+        assert_eq!(
+            u32::from_be_bytes(buf),
+            expected,
+            "message lost, duplicated or reordered"
+        );
+    }
+    count
+}
