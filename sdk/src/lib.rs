@@ -9,6 +9,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub mod mape;
 pub mod relay;
+pub mod session;
 
 pub mod stun;
 
