@@ -1,10 +1,14 @@
 //! `tsunagi-relay`: Tsunagi's STUN / TURN relay and rendezvous server.
 //!
-//! Today it serves STUN Binding (RFC 8489) with the RFC 5780 NAT behaviour
-//! discovery extensions when given a second address. The protocol logic is a
+//! It serves STUN Binding (RFC 8489) with the RFC 5780 NAT behaviour discovery
+//! extensions when given a second address, and TURN over UDP (RFC 8656) with
+//! long-term and REST credentials, IPv4/IPv6 relaying and family bridging,
+//! quotas, bandwidth limits and a peer deny list. The protocol logic is a
 //! sans-IO [`Server`]: feed it each datagram with the local address it arrived
-//! on, and it returns the datagrams to send and the local socket to send each
-//! from. [`udp`] is the thin driver that runs it on real sockets.
+//! on and the time, and it returns the datagrams to send and the local socket
+//! to send each from; relayed sockets are opened through [`RelaySockets`].
+//! [`udp`] is the thin driver that runs it on real sockets; [`Counters`] is what
+//! metrics exporters read.
 //!
 //! ```
 //! use tsunagi_relay::{Server, ServerConfig, Transmit};
@@ -21,11 +25,23 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod auth;
 mod binding;
+mod counters;
+pub mod policy;
 mod server;
+mod shared;
+mod turn;
+pub mod turn_flags;
 pub mod udp;
 
+pub use counters::Counters;
+pub use policy::{Cidr, CidrError};
 pub use server::{Rfc5780Addresses, Server, ServerConfig, Transmit};
+pub use shared::Shared;
+pub use turn::TurnConfig;
+pub use turn::ports::{RelaySockets, VirtualSockets};
+pub use turn_flags::{TurnFlags, TurnFlagsError};
 
 #[cfg(test)]
 mod tests;

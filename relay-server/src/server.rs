@@ -1,6 +1,8 @@
 //! The sans-IO server core: datagrams in, datagrams out, a dispatcher by method.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
 
 use tsunagi::stun::{
     Attribute, Class, DecodeError, ErrorCode, Header, Message, MessageBuilder, Method, PacketKind,
@@ -8,11 +10,16 @@ use tsunagi::stun::{
 };
 
 use crate::binding;
+use crate::counters::Counters;
+use crate::shared::Shared;
+use crate::turn::ports::{RelaySockets, VirtualSockets};
+use crate::turn::{Turn, TurnConfig};
 
 /// One datagram to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
-    /// The local socket to send from (one of the addresses the server listens on).
+    /// The local socket to send from: one of the addresses the server listens on,
+    /// or a relayed address (a socket opened through [`RelaySockets`]).
     pub local: SocketAddr,
     /// Where to send it.
     pub destination: SocketAddr,
@@ -144,16 +151,101 @@ pub struct ServerConfig {
     pub rfc5780: Option<Rfc5780Addresses>,
 }
 
-/// The server: feed it datagrams with [`Server::handle`].
-#[derive(Debug, Clone)]
+/// The server: feed it datagrams with [`Server::handle`] (from clients) and
+/// [`Server::handle_relayed`] (from peers, on relayed sockets), and the time
+/// with [`Server::handle_timeout`] by [`Server::poll_timeout`].
+///
+/// # For drivers
+///
+/// A driver owns the sockets: the listening ones, and the relayed ones the core
+/// opens and closes through the [`RelaySockets`] given to
+/// [`Server::with_relay_sockets`]. Each call appends [`Transmit`]s to send; a
+/// transmit's `local` names the socket to send from. The core keeps no thread,
+/// timer or socket, so several driver threads may share it behind a mutex, or a
+/// driver may shard clients over several cores by 5-tuple as long as each
+/// relayed address maps back to the shard that owns its allocation.
+#[derive(Debug)]
 pub struct Server {
     config: ServerConfig,
+    turn: Option<Turn>,
+    counters: Arc<Counters>,
 }
 
 impl Server {
-    /// A server with this configuration.
+    /// A STUN-only server (Binding, RFC 5780) with this configuration.
     pub fn new(config: ServerConfig) -> Server {
-        Server { config }
+        Server {
+            config,
+            turn: None,
+            counters: Arc::new(Counters::default()),
+        }
+    }
+
+    /// A server that also serves TURN. Its relayed sockets are opened and closed
+    /// by `sockets` ([`VirtualSockets`] for tests). Servers built with clones
+    /// of one `shared` share quotas, the nonce key and counters.
+    pub fn with_turn(
+        config: ServerConfig,
+        turn: TurnConfig,
+        sockets: Box<dyn RelaySockets>,
+        shared: &Shared,
+    ) -> Server {
+        let turn = Turn::new(turn, sockets, shared.clone(), config.software.clone());
+        Server {
+            config,
+            turn: Some(turn),
+            counters: shared.counters(),
+        }
+    }
+
+    /// A TURN server on [`VirtualSockets`] with its own [`Shared`]: the sans-IO
+    /// core alone, for tests and simulations.
+    pub fn with_virtual_turn(config: ServerConfig, turn: TurnConfig) -> Server {
+        let sockets = Box::new(VirtualSockets::default());
+        Server::with_turn(config, turn, sockets, &Shared::new())
+    }
+
+    /// The counters, shared: keep the `Arc` and read it from any thread.
+    pub fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
+
+    /// Ties the clock to wall time: `at` is `unix_secs` seconds after the Unix
+    /// epoch. REST credential expiry and nonces use it. Set at construction from
+    /// the system clock; tests set it to stay deterministic.
+    pub fn set_clock(&mut self, at: Instant, unix_secs: u64) {
+        if let Some(turn) = &mut self.turn {
+            turn.clock.instant = at;
+            turn.clock.unix = unix_secs;
+        }
+    }
+
+    /// When [`Server::handle_timeout`] should be called next (an allocation
+    /// expires), if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.turn.as_ref().and_then(Turn::poll_timeout)
+    }
+
+    /// Ends what expired at `now` (allocations, and with them their relayed
+    /// sockets). Calling it late is harmless: expired allocations relay nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(turn) = &mut self.turn {
+            turn.handle_timeout(now);
+        }
+    }
+
+    /// Handles one datagram that `peer` sent to the relayed address `relayed`.
+    pub fn handle_relayed(
+        &mut self,
+        now: Instant,
+        relayed: SocketAddr,
+        peer: SocketAddr,
+        packet: &[u8],
+        out: &mut Vec<Transmit>,
+    ) {
+        if let Some(turn) = &mut self.turn {
+            turn.handle_relayed(now, relayed, peer, packet, out);
+        }
     }
 
     /// The configuration.
@@ -161,8 +253,7 @@ impl Server {
         &self.config
     }
 
-    /// Handles one datagram received on `local` from `from`; appends what to send
-    /// to `out`. Never panics, whatever `packet` holds.
+    /// [`Server::handle_at`] with the time read from the system clock.
     pub fn handle(
         &mut self,
         local: SocketAddr,
@@ -170,15 +261,35 @@ impl Server {
         packet: &[u8],
         out: &mut Vec<Transmit>,
     ) {
-        match classify(packet) {
-            PacketKind::Stun => self.handle_stun(local, from, packet, out),
-            // ChannelData goes to TURN once it exists; anything else is not ours.
-            _ => tracing::trace!(%from, len = packet.len(), "dropping non-STUN datagram"),
+        self.handle_at(Instant::now(), local, from, packet, out);
+    }
+
+    /// Handles one datagram received on the listening address `local` from
+    /// `from` at `now`; appends what to send to `out`. Never panics, whatever
+    /// `packet` holds.
+    pub fn handle_at(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        from: SocketAddr,
+        packet: &[u8],
+        out: &mut Vec<Transmit>,
+    ) {
+        match (classify(packet), &mut self.turn) {
+            (PacketKind::Stun, _) => self.handle_stun(now, local, from, packet, out),
+            (PacketKind::ChannelData, Some(turn)) => {
+                turn.handle_channel_data(now, local, from, packet, out);
+            }
+            _ => {
+                Counters::bump(&self.counters.malformed);
+                tracing::trace!(%from, len = packet.len(), "dropping datagram that is not ours");
+            }
         }
     }
 
     fn handle_stun(
         &mut self,
+        now: Instant,
         local: SocketAddr,
         from: SocketAddr,
         packet: &[u8],
@@ -187,6 +298,7 @@ impl Server {
         let message = match Message::decode(packet) {
             Ok(message) => message,
             Err(error) => {
+                Counters::bump(&self.counters.malformed);
                 self.reject_malformed(local, from, packet, &error, out);
                 return;
             }
@@ -196,13 +308,23 @@ impl Server {
             tracing::debug!(%from, "dropping message with a bad FINGERPRINT");
             return;
         }
-        // The dispatcher: one arm per method. TURN adds Allocate, Refresh,
-        // CreatePermission, ChannelBind and the Send indication here.
-        match (message.class(), message.method()) {
-            (Class::Request, Method::BINDING) => {
+        // The dispatcher: one arm per method.
+        match (message.class(), message.method(), &mut self.turn) {
+            (Class::Request, Method::BINDING, _) => {
                 binding::handle(&self.config, local, from, &message, out);
             }
-            (Class::Request, method) => {
+            (
+                Class::Request,
+                Method::ALLOCATE
+                | Method::REFRESH
+                | Method::CREATE_PERMISSION
+                | Method::CHANNEL_BIND,
+                Some(turn),
+            ) => turn.handle_request(now, local, from, &message, out),
+            (Class::Indication, Method::SEND, Some(turn)) => {
+                turn.handle_send(now, local, from, &message, out);
+            }
+            (Class::Request, method, _) => {
                 tracing::debug!(%from, %method, "request for a method this server does not serve");
                 let error = ErrorCode::new(400, "Unsupported method");
                 out.push(self.error_response(local, from, &message, error, &[]));

@@ -1,0 +1,234 @@
+//! Allocate and Refresh (RFC 8656 §7), with RFC 8656's address families:
+//! REQUESTED-ADDRESS-FAMILY picks one, ADDITIONAL-ADDRESS-FAMILY asks for both,
+//! and ADDRESS-ERROR-CODE reports the family a dual allocation could not get.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use tsunagi::stun::{AddressFamily, Attribute, ErrorCode};
+
+use super::allocation::{Allocation, TokenBucket};
+use super::channels::Channels;
+use super::permissions::Permissions;
+use super::{Request, Turn};
+use crate::auth::Authenticator;
+use crate::counters::Counters;
+use crate::shared::QuotaError;
+
+/// UDP's IP protocol number, the only REQUESTED-TRANSPORT served.
+const UDP: u8 = 17;
+
+/// What an Allocate request asks for.
+#[derive(Debug, Default)]
+struct AllocateRequest {
+    transport: Option<u8>,
+    requested_family: Option<AddressFamily>,
+    additional_family: Option<AddressFamily>,
+    even_port: Option<bool>,
+    reservation_token: bool,
+    lifetime: Option<u32>,
+}
+
+impl Turn {
+    fn lifetime(&self, requested: Option<u32>) -> Duration {
+        let requested = requested.map_or(self.config.default_lifetime, |s| {
+            Duration::from_secs(u64::from(s))
+        });
+        requested
+            .max(self.config.default_lifetime)
+            .min(self.config.max_lifetime)
+    }
+
+    fn relay_ip(&self, family: AddressFamily) -> Option<IpAddr> {
+        self.config
+            .relay_ips
+            .iter()
+            .copied()
+            .find(|ip| ip.is_ipv4() == (family == AddressFamily::V4))
+    }
+
+    pub(super) fn allocate(&mut self, ctx: &Request<'_, '_>) -> Vec<u8> {
+        if let Some(id) = self.allocations.find(ctx.from, ctx.local) {
+            return match self.allocations.get_mut(id) {
+                // A retransmission of the request that created it: same answer.
+                Some(a) if a.allocate_transaction == ctx.request.transaction_id() => {
+                    a.allocate_response.clone()
+                }
+                _ => self.error(ctx, 437, "Allocation Mismatch: this 5-tuple has one"),
+            };
+        }
+        let mut r = AllocateRequest::default();
+        for attribute in ctx.request.attributes() {
+            match attribute {
+                Attribute::RequestedTransport(t) => r.transport = Some(*t),
+                Attribute::RequestedAddressFamily(f) => r.requested_family = Some(*f),
+                Attribute::AdditionalAddressFamily(f) => r.additional_family = Some(*f),
+                Attribute::EvenPort { reserve_next } => r.even_port = Some(*reserve_next),
+                Attribute::ReservationToken(_) => r.reservation_token = true,
+                Attribute::Lifetime(s) => r.lifetime = Some(*s),
+                _ => {}
+            }
+        }
+        match r.transport {
+            None => return self.error(ctx, 400, "Bad Request: REQUESTED-TRANSPORT missing"),
+            Some(UDP) => {}
+            Some(_) => return self.error(ctx, 442, "Unsupported Transport Protocol: UDP only"),
+        }
+        let families = match (r.requested_family, r.additional_family) {
+            (Some(_), Some(_)) => {
+                return self.error(ctx, 400, "Bad Request: both address family attributes");
+            }
+            (_, Some(AddressFamily::V4)) => {
+                return self.error(
+                    ctx,
+                    400,
+                    "Bad Request: ADDITIONAL-ADDRESS-FAMILY must be IPv6",
+                );
+            }
+            (_, Some(AddressFamily::V6)) => vec![AddressFamily::V4, AddressFamily::V6],
+            (Some(family), None) => vec![family],
+            (None, None) => vec![AddressFamily::V4],
+        };
+        let dual = families.len() == 2;
+        if r.reservation_token && (r.even_port.is_some() || r.requested_family.is_some() || dual) {
+            return self.error(
+                ctx,
+                400,
+                "Bad Request: RESERVATION-TOKEN with other options",
+            );
+        }
+        if dual && r.even_port.is_some() {
+            return self.error(ctx, 400, "Bad Request: EVEN-PORT with a dual allocation");
+        }
+        if r.reservation_token || r.even_port == Some(true) {
+            // No port reservations here: say so cleanly rather than pretend.
+            return self.error(
+                ctx,
+                508,
+                "Insufficient Capacity: port reservations not supported",
+            );
+        }
+        match self
+            .shared
+            .reserve(self.quotas(), &ctx.user.quota_name, ctx.from.ip())
+        {
+            Ok(()) => {}
+            Err(QuotaError::Global) => {
+                Counters::bump(&self.counters.capacity_rejections);
+                return self.error(ctx, 508, "Insufficient Capacity: relay full, try another");
+            }
+            Err(which) => {
+                Counters::bump(&self.counters.quota_rejections);
+                tracing::debug!(client = %ctx.from, user = %ctx.user.quota_name, ?which, "quota");
+                return self.error(ctx, 486, "Allocation Quota Reached");
+            }
+        }
+
+        let even = r.even_port.is_some();
+        let mut relayed: Vec<SocketAddr> = Vec::new();
+        let mut failed: Vec<(AddressFamily, ErrorCode<'static>)> = Vec::new();
+        for &family in &families {
+            let Some(ip) = self.relay_ip(family) else {
+                failed.push((family, ErrorCode::new(440, "Address Family not Supported")));
+                continue;
+            };
+            match self.ports.open(self.sockets.as_mut(), ip, even) {
+                Some(address) => relayed.push(address),
+                None => failed.push((family, ErrorCode::new(508, "Insufficient Capacity"))),
+            }
+        }
+        if relayed.is_empty() {
+            self.shared.release(&ctx.user.quota_name, ctx.from.ip());
+            let (code, reason) = failed
+                .first()
+                .map_or((508, "Insufficient Capacity"), |(_, e)| (e.code, e.reason));
+            if code == 508 {
+                Counters::bump(&self.counters.capacity_rejections);
+            }
+            return self.error(ctx, code, reason);
+        }
+
+        let lifetime = self.lifetime(r.lifetime);
+        let mut attributes: Vec<Attribute<'_>> = relayed
+            .iter()
+            .map(|&a| Attribute::XorRelayedAddress(a))
+            .collect();
+        attributes.push(Attribute::Lifetime(lifetime.as_secs() as u32));
+        attributes.push(Attribute::XorMappedAddress(ctx.from));
+        if dual {
+            for &(family, error) in &failed {
+                attributes.push(Attribute::AddressErrorCode { family, error });
+            }
+        }
+        let response = self.success(ctx, &attributes);
+        tracing::debug!(client = %ctx.from, ?relayed, user = %ctx.user.username, "allocated");
+        self.allocations.insert(Allocation {
+            client: ctx.from,
+            local: ctx.local,
+            username: ctx.user.username.clone(),
+            quota_name: ctx.user.quota_name.clone(),
+            relayed,
+            expires: ctx.now + lifetime,
+            permissions: Permissions::default(),
+            channels: Channels::default(),
+            bucket: TokenBucket::new(self.config.max_bytes_per_sec, ctx.now),
+            allocate_transaction: ctx.request.transaction_id(),
+            allocate_response: response.clone(),
+        });
+        Counters::bump(&self.counters.allocations_created);
+        Counters::bump(&self.counters.allocations_active);
+        response
+    }
+
+    pub(super) fn refresh(&mut self, ctx: &Request<'_, '_>) -> Vec<u8> {
+        let Some(id) = self.allocations.find(ctx.from, ctx.local) else {
+            return self.error(ctx, 437, "Allocation Mismatch: no allocation to refresh");
+        };
+        let Some(allocation) = self.allocations.get_mut(id) else {
+            return self.error(ctx, 437, "Allocation Mismatch: no allocation to refresh");
+        };
+        if !Authenticator::same_user(ctx.request, &allocation.username) {
+            Counters::bump(&self.counters.auth_failures);
+            return self.error(ctx, 441, "Wrong Credentials: not the allocation's user");
+        }
+        let families: Vec<bool> = allocation.relayed.iter().map(|r| r.is_ipv4()).collect();
+        let mut lifetime = None;
+        let mut family = None;
+        for attribute in ctx.request.attributes() {
+            match attribute {
+                Attribute::Lifetime(s) => lifetime = Some(*s),
+                Attribute::RequestedAddressFamily(f) => family = Some(*f == AddressFamily::V4),
+                _ => {}
+            }
+        }
+        if let Some(v4) = family
+            && !families.contains(&v4)
+        {
+            return self.error(ctx, 443, "Peer Address Family Mismatch");
+        }
+        if lifetime == Some(0) {
+            // With REQUESTED-ADDRESS-FAMILY, a dual allocation gives up one family.
+            if let Some(v4) = family
+                && families.len() > 1
+            {
+                if let Some(r) = self.allocations.drop_family(id, v4) {
+                    self.ports.close(self.sockets.as_mut(), r);
+                }
+                let left = self
+                    .allocations
+                    .get_mut(id)
+                    .map(|a| a.expires.saturating_duration_since(ctx.now));
+                let secs = left.unwrap_or_default().as_secs() as u32;
+                return self.success(ctx, &[Attribute::Lifetime(secs)]);
+            }
+            if let Some(a) = self.allocations.remove(id) {
+                tracing::debug!(client = %ctx.from, "allocation deleted");
+                self.end(a);
+            }
+            return self.success(ctx, &[Attribute::Lifetime(0)]);
+        }
+        let granted = self.lifetime(lifetime);
+        self.allocations.refresh(id, ctx.now, granted);
+        self.success(ctx, &[Attribute::Lifetime(granted.as_secs() as u32)])
+    }
+}
