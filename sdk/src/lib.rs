@@ -7,9 +7,9 @@
 /// The SDK's version, as `MAJOR.MINOR.PATCH`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+pub mod diag;
 pub mod mape;
 pub mod relay;
-pub mod session;
 
 pub mod stun;
 
