@@ -10,10 +10,14 @@ use super::error::{Error, UseError};
 use super::transaction::{Pending, Request, TidSource};
 use super::{Event, Transmit};
 use crate::stun::{
-    AddressFamily, Attribute, ChannelData, Class, IntegrityKey, MessageBuilder, Method,
-    TransactionId,
+    AddressFamily, Attribute, AttributeType, ChannelData, Class, IntegrityKey, MessageBuilder,
+    Method, TransactionId,
 };
 
+/// ADDITIONAL-ADDRESS-FAMILY and ADDRESS-ERROR-CODE as coturn numbers them
+/// (draft-ietf-tram-turnbis; RFC 8656 assigned 0x8000 and 0x8001).
+pub(crate) const DRAFT_ADDITIONAL_ADDRESS_FAMILY: AttributeType = AttributeType(0x8032);
+pub(crate) const DRAFT_ADDRESS_ERROR_CODE: AttributeType = AttributeType(0x8033);
 /// UDP, in REQUESTED-TRANSPORT.
 const UDP: u8 = 17;
 /// The most data one Send indication or ChannelData message carries here.
@@ -321,6 +325,23 @@ impl Client {
         Ok(())
     }
 
+    /// Refreshes the allocation now instead of at the scheduled time (e.g. after
+    /// the device woke up). Does nothing unless allocated or while a refresh is
+    /// already in flight.
+    pub fn refresh(&mut self, now: Instant) {
+        let idle = self
+            .allocation
+            .as_ref()
+            .is_some_and(|a| a.refresh_at.is_some());
+        if self.phase == Phase::Allocated && idle {
+            if let Some(a) = self.allocation.as_mut() {
+                a.refresh_at = None;
+            }
+            let lifetime = lifetime_secs(self.config.lifetime);
+            self.send_request(now, Request::Refresh { lifetime }, 0);
+        }
+    }
+
     /// Releases the allocation (Refresh with LIFETIME 0). [`Event::Released`]
     /// follows when the server confirms, or when it does not answer.
     pub fn release(&mut self, now: Instant) {
@@ -401,6 +422,12 @@ impl Client {
                 b.add(&Attribute::RequestedTransport(UDP))?;
                 if *dual {
                     b.add(&Attribute::AdditionalAddressFamily(AddressFamily::V6))?;
+                    // coturn (4.6) implements the pre-RFC draft's code point; RFC
+                    // servers ignore it, being comprehension-optional.
+                    b.add(&Attribute::Unknown {
+                        typ: DRAFT_ADDITIONAL_ADDRESS_FAMILY,
+                        value: &[AddressFamily::V6.to_byte(), 0, 0, 0],
+                    })?;
                 } else if self.config.family == RelayFamily::V6 {
                     b.add(&Attribute::RequestedAddressFamily(AddressFamily::V6))?;
                 }

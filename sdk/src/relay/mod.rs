@@ -68,8 +68,9 @@ pub struct Transmit {
 pub struct FamilyUnavailable {
     /// The family left out.
     pub family: AddressFamily,
-    /// The server's error code (440 when it does not relay that family).
-    pub code: u16,
+    /// The server's error code (440 when it does not relay that family), or
+    /// `None` when the server silently ignored the request for it.
+    pub code: Option<u16>,
     /// The server's reason phrase.
     pub reason: String,
 }

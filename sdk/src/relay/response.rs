@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::client::{Allocation, Auth, Client, Phase};
+use super::client::{Allocation, Auth, Client, DRAFT_ADDRESS_ERROR_CODE, Phase};
 use super::error::Error;
 use super::transaction::{Pending, Request};
 use super::{Event, FamilyUnavailable};
@@ -140,7 +140,7 @@ impl Client {
             _ => None,
         });
         match request {
-            Request::Allocate { .. } => self.on_allocated(now, message, lifetime),
+            Request::Allocate { dual } => self.on_allocated(now, message, lifetime, dual),
             Request::Refresh { lifetime: 0 } => {
                 self.close();
                 self.events.push_back(Event::Released);
@@ -177,7 +177,13 @@ impl Client {
         }
     }
 
-    fn on_allocated(&mut self, now: Instant, message: &Message<'_>, lifetime: Option<Duration>) {
+    fn on_allocated(
+        &mut self,
+        now: Instant,
+        message: &Message<'_>,
+        lifetime: Option<Duration>,
+        dual: bool,
+    ) {
         let mut relayed = Vec::new();
         let mut unavailable: Vec<FamilyUnavailable> =
             self.refused_family.take().into_iter().collect();
@@ -187,12 +193,24 @@ impl Client {
                 Attribute::AddressErrorCode { family, error } => {
                     unavailable.push(FamilyUnavailable {
                         family: *family,
-                        code: error.code,
+                        code: Some(error.code),
                         reason: error.reason.to_owned(),
                     });
                 }
+                Attribute::Unknown { typ, value } if *typ == DRAFT_ADDRESS_ERROR_CODE => {
+                    unavailable.extend(draft_address_error(value));
+                }
                 _ => {}
             }
+        }
+        let has_v6 = relayed.iter().any(SocketAddr::is_ipv6);
+        let reported = unavailable.iter().any(|u| u.family == AddressFamily::V6);
+        if dual && !has_v6 && !reported {
+            unavailable.push(FamilyUnavailable {
+                family: AddressFamily::V6,
+                code: None,
+                reason: "the server ignored ADDITIONAL-ADDRESS-FAMILY".into(),
+            });
         }
         if relayed.is_empty() {
             let missing = "XOR-RELAYED-ADDRESS";
@@ -308,7 +326,7 @@ impl Client {
                 tracing::info!(%reason, "TURN server cannot add an IPv6 relayed address; allocating IPv4 only");
                 self.refused_family = Some(FamilyUnavailable {
                     family: AddressFamily::V6,
-                    code,
+                    code: Some(code),
                     reason: reason.to_owned(),
                 });
                 self.send_request(now, Request::Allocate { dual: false }, 0);
@@ -333,4 +351,17 @@ fn text_attr<'a>(
         .iter()
         .find_map(pick)
         .map(str::to_owned)
+}
+
+/// coturn's ADDRESS-ERROR-CODE (0x8033): family, reserved, class, number, reason.
+fn draft_address_error(value: &[u8]) -> Option<FamilyUnavailable> {
+    let family = AddressFamily::from_byte(*value.first()?).ok()?;
+    let class = u16::from(*value.get(2)? & 0x07);
+    let number = u16::from(*value.get(3)?);
+    let reason = std::str::from_utf8(value.get(4..)?).unwrap_or("");
+    Some(FamilyUnavailable {
+        family,
+        code: Some(class * 100 + number),
+        reason: reason.trim_end_matches('\0').to_owned(),
+    })
 }

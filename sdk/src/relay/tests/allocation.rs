@@ -257,7 +257,7 @@ fn dual_allocation_falls_back_to_ipv4_on_address_error_or_440() {
         net.pump();
         let expected = vec![FamilyUnavailable {
             family: AddressFamily::V6,
-            code: 440,
+            code: Some(440),
             reason: "Address Family not Supported".into(),
         }];
         match net.take_events().as_slice() {
@@ -273,6 +273,33 @@ fn dual_allocation_falls_back_to_ipv4_on_address_error_or_440() {
             }
             other => panic!("{mode:?}: {other:?}"),
         }
+    }
+}
+
+#[test]
+fn dual_allocation_reports_a_silently_ignored_family() {
+    let mut server = SimServer::new();
+    server.dual = DualMode::Ignore;
+    let mut c = config("secret");
+    c.family = RelayFamily::Dual;
+    let mut net = Net::with_server(c, server);
+    net.pump();
+    match net.take_events().as_slice() {
+        [
+            Event::Allocated {
+                relayed,
+                unavailable,
+                ..
+            },
+        ] => {
+            assert_eq!(relayed.len(), 1);
+            assert_eq!(unavailable.len(), 1);
+            assert_eq!(
+                (unavailable[0].family, unavailable[0].code),
+                (AddressFamily::V6, None)
+            );
+        }
+        other => panic!("{other:?}"),
     }
 }
 

@@ -19,6 +19,8 @@ pub enum DualMode {
     AddressError,
     /// Rejects the whole request with 440.
     Reject,
+    /// Ignores the attribute and grants IPv4 only (coturn with RFC code points).
+    Ignore,
 }
 
 #[derive(Debug)]
@@ -207,7 +209,7 @@ impl SimServer {
                     b.add(&Attribute::XorRelayedAddress(self.relayed_v4))
                         .unwrap();
                 }
-                if dual {
+                if dual && self.dual != DualMode::Ignore {
                     match (self.dual, self.relayed_v6) {
                         (DualMode::Reject, _) => {
                             return self.error(m, 440, "Address Family not Supported", true);
