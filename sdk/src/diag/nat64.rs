@@ -476,12 +476,7 @@ fn report(
 
 /// A query ID that an off-path attacker cannot guess (RFC 5452 §9.2).
 fn query_id() -> u16 {
-    let mut b = [0u8; 2];
-    if getrandom::fill(&mut b).is_err() {
-        // Only the ID's unpredictability is lost; the answer is still checked.
-        b = (std::process::id() as u16 ^ 0x5a5a).to_be_bytes();
-    }
-    u16::from_be_bytes(b)
+    u16::from_be_bytes(super::ipv6::random_bytes())
 }
 
 #[cfg(test)]
