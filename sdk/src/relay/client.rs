@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use super::config::{Config, RelayFamily};
 use super::error::{Error, UseError};
+pub(crate) use super::state::{Allocation, Auth, Channel, Permission, Phase};
 use super::transaction::{Pending, Request, TidSource};
 use super::{Event, Transmit};
 use crate::stun::{
-    AddressFamily, Attribute, AttributeType, ChannelData, Class, IntegrityKey, MessageBuilder,
-    Method, TransactionId,
+    AddressFamily, Attribute, AttributeType, ChannelData, Class, MessageBuilder, Method,
+    TransactionId,
 };
 
 /// ADDITIONAL-ADDRESS-FAMILY and ADDRESS-ERROR-CODE as coturn numbers them
@@ -24,50 +25,6 @@ const UDP: u8 = 17;
 pub(crate) const MAX_DATA: usize = 65_000;
 /// Data events kept for a caller that does not poll; later data is dropped.
 pub(crate) const MAX_QUEUED_EVENTS: usize = 4096;
-
-/// Where the allocation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    Allocating,
-    Allocated,
-    Releasing,
-    Closed,
-}
-
-/// The long-term credential state after the server's first 401.
-#[derive(Debug, Clone)]
-pub(crate) struct Auth {
-    pub(crate) realm: String,
-    pub(crate) nonce: String,
-    pub(crate) key: IntegrityKey,
-}
-
-/// The allocation the server granted.
-#[derive(Debug, Clone)]
-pub(crate) struct Allocation {
-    pub(crate) relayed: Vec<SocketAddr>,
-    pub(crate) mapped: Option<SocketAddr>,
-    pub(crate) expires_at: Instant,
-    /// When to refresh; `None` while a Refresh is in flight.
-    pub(crate) refresh_at: Option<Instant>,
-}
-
-/// A permission for one peer IP (RFC 8656 §9).
-#[derive(Debug, Clone)]
-pub(crate) struct Permission {
-    pub(crate) installed: bool,
-    /// When to refresh; `None` while a CreatePermission is in flight.
-    pub(crate) refresh_at: Option<Instant>,
-}
-
-/// A channel bound, or being bound, to a peer (RFC 8656 §12).
-#[derive(Debug, Clone)]
-pub(crate) struct Channel {
-    pub(crate) peer: SocketAddr,
-    pub(crate) bound: bool,
-    /// When to refresh; `None` while a ChannelBind is in flight.
-    pub(crate) refresh_at: Option<Instant>,
-}
 
 /// One TURN allocation on one server, as a sans-IO state machine (see the
 /// [module docs](super)).

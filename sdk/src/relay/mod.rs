@@ -39,6 +39,7 @@ mod config;
 mod credentials;
 mod error;
 mod response;
+mod state;
 mod transaction;
 
 use std::net::{IpAddr, SocketAddr};
