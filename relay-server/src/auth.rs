@@ -158,11 +158,14 @@ impl Authenticator {
 
     /// Checks a request's long-term credentials (RFC 8489 §9.2.4 order: integrity
     /// present, attributes present, nonce fresh, user known, MAC right).
+    /// `raw_check`, when given, replaces the MESSAGE-INTEGRITY check (for a
+    /// request decoded from a rewritten copy, see `turn::legacy`).
     pub fn authenticate(
         &self,
         request: &Message<'_>,
         client: SocketAddr,
         now_unix: u64,
+        raw_check: Option<&dyn Fn(&IntegrityKey) -> bool>,
     ) -> Result<Authenticated, Rejection> {
         let sha256 = request.has_integrity_sha256();
         if !sha256 && !request.has_integrity() {
@@ -199,7 +202,9 @@ impl Authenticator {
             }
         };
         let verifies = |key: &IntegrityKey| {
-            if sha256 {
+            if let Some(check) = raw_check {
+                check(key)
+            } else if sha256 {
                 request.verify_integrity_sha256(key).is_ok()
             } else {
                 request.verify_integrity(key).is_ok()

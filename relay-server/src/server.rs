@@ -280,6 +280,10 @@ impl Server {
             (PacketKind::ChannelData, Some(turn)) => {
                 turn.handle_channel_data(now, local, from, packet, out);
             }
+            // RFC 5766 channels 0x5000-0x7FFF (coturn's clients use them).
+            (PacketKind::Quic, Some(turn)) if matches!(packet.first(), Some(0x50..=0x7F)) => {
+                turn.handle_channel_data(now, local, from, packet, out);
+            }
             _ => {
                 Counters::bump(&self.counters.malformed);
                 tracing::trace!(%from, len = packet.len(), "dropping datagram that is not ours");
@@ -298,6 +302,11 @@ impl Server {
         let message = match Message::decode(packet) {
             Ok(message) => message,
             Err(error) => {
+                if let Some(turn) = &mut self.turn
+                    && turn.handle_undecodable(now, local, from, packet, out)
+                {
+                    return;
+                }
                 Counters::bump(&self.counters.malformed);
                 self.reject_malformed(local, from, packet, &error, out);
                 return;

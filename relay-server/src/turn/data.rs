@@ -7,9 +7,9 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use tsunagi::stun::{Attribute, ChannelData, Class, Message, MessageBuilder, Method};
+use tsunagi::stun::{Attribute, Class, Message, MessageBuilder, Method};
 
-use super::Turn;
+use super::{Turn, legacy};
 use crate::counters::Counters;
 use crate::server::Transmit;
 
@@ -118,14 +118,13 @@ impl Turn {
         packet: &[u8],
         out: &mut Vec<Transmit>,
     ) {
-        match ChannelData::decode(packet) {
-            Ok(cd) => {
-                let target = Target::Channel(cd.channel);
-                self.relay_to_peer(now, (local, from), target, cd.data, out);
+        match legacy::decode_channel_data(packet) {
+            Some((channel, data)) => {
+                self.relay_to_peer(now, (local, from), Target::Channel(channel), data, out);
             }
-            Err(e) => {
+            None => {
                 Counters::bump(&self.counters.malformed);
-                tracing::trace!(%from, error = %e, "malformed ChannelData");
+                tracing::trace!(%from, "malformed ChannelData");
             }
         }
     }
@@ -158,8 +157,7 @@ impl Turn {
         let mut payload = Vec::with_capacity(data.len() + 48);
         match allocation.channels.channel(peer, now) {
             Some(channel) => {
-                let cd = ChannelData { channel, data };
-                if cd.encode(false, &mut payload).is_err() {
+                if !legacy::encode_channel_data(channel, data, &mut payload) {
                     return;
                 }
             }

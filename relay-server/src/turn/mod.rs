@@ -17,6 +17,7 @@ mod allocate;
 mod allocation;
 mod channels;
 mod data;
+mod legacy;
 mod peers;
 mod permissions;
 pub(crate) mod ports;
@@ -232,9 +233,46 @@ impl Turn {
         request: &Message<'_>,
         out: &mut Vec<Transmit>,
     ) {
+        self.handle_request_inner(now, (local, from), request, None, out);
+    }
+
+    /// Handles a packet that did not decode; returns whether it was a
+    /// ChannelBind with an RFC 5766 channel number (see `legacy.rs`), handled.
+    pub fn handle_undecodable(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        from: SocketAddr,
+        packet: &[u8],
+        out: &mut Vec<Transmit>,
+    ) -> bool {
+        let Some(bind) = legacy::LegacyBind::parse(packet) else {
+            return false;
+        };
+        let Ok(request) = Message::decode(&bind.copy) else {
+            return false;
+        };
+        let check = |key: &IntegrityKey| bind.verify(packet, key);
+        let legacy = Legacy {
+            channel: bind.channel,
+            check: &check,
+        };
+        self.handle_request_inner(now, (local, from), &request, Some(legacy), out);
+        true
+    }
+
+    fn handle_request_inner(
+        &mut self,
+        now: Instant,
+        (local, from): (SocketAddr, SocketAddr),
+        request: &Message<'_>,
+        legacy: Option<Legacy<'_>>,
+        out: &mut Vec<Transmit>,
+    ) {
         self.handle_timeout(now);
         let now_unix = self.clock.unix(now);
-        let user = match self.auth.authenticate(request, from, now_unix) {
+        let raw_check = legacy.as_ref().map(|l| l.check);
+        let user = match self.auth.authenticate(request, from, now_unix, raw_check) {
             Ok(user) => user,
             Err(rejection) => {
                 let payload = self.rejection(request, from, now_unix, rejection);
@@ -264,6 +302,7 @@ impl Turn {
                 from,
                 request,
                 user: &user,
+                channel: legacy.map(|l| l.channel),
             };
             match request.method() {
                 Method::ALLOCATE => self.allocate(&ctx),
@@ -373,6 +412,15 @@ pub(crate) struct Request<'a, 'm> {
     from: SocketAddr,
     request: &'a Message<'m>,
     user: &'a Authenticated,
+    /// The real CHANNEL-NUMBER of a ChannelBind decoded from a rewritten copy.
+    channel: Option<u16>,
+}
+
+/// A ChannelBind with an RFC 5766 channel number: the number, and the
+/// MESSAGE-INTEGRITY check over the bytes as received.
+struct Legacy<'a> {
+    channel: u16,
+    check: &'a dyn Fn(&IntegrityKey) -> bool,
 }
 
 fn unix_now() -> u64 {

@@ -4,10 +4,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use tsunagi::stun::{Attribute, ChannelData};
+use tsunagi::stun::Attribute;
 
 use super::allocation::AllocationId;
-use super::{Request, Turn};
+use super::{Request, Turn, legacy};
 use crate::auth::Authenticator;
 use crate::counters::Counters;
 
@@ -103,7 +103,8 @@ impl Turn {
                 _ => {}
             }
         }
-        let Some(channel) = channel.filter(|c| ChannelData::CHANNELS.contains(c)) else {
+        let channel = ctx.channel.or(channel);
+        let Some(channel) = channel.filter(|c| legacy::CHANNELS.contains(c)) else {
             return self.error(
                 ctx,
                 400,

@@ -226,7 +226,7 @@ fn channel_bind_rules() {
     let mut h = Harness::new(config());
     h.allocate(&[]);
     let peer = Attribute::XorPeerAddress(addr(PEER));
-    for bad in [0x3FFFu16, 0x5000, 0xFFFF] {
+    for bad in [0x3FFFu16, 0x8000, 0xFFFF] {
         let mut raw = bad.to_be_bytes().to_vec();
         raw.extend([0, 0]);
         let number = Attribute::Unknown {
@@ -336,4 +336,35 @@ fn mutated_turn_traffic_never_panics_never_amplifies_never_relays() {
     assert_eq!(h.counter(|c| &c.packets_to_peers), before);
     assert_eq!(h.counter(|c| &c.packets_to_clients), 0);
     seeds.clear();
+}
+
+#[test]
+fn rfc5766_channel_numbers_from_coturn_clients() {
+    let mut h = Harness::new(config());
+    let r = h.allocate(&[])[0];
+    let raw = [0x7E, 0x32, 0, 0];
+    let number = Attribute::Unknown {
+        typ: AttributeType::CHANNEL_NUMBER,
+        value: &raw,
+    };
+    let peer = Attribute::XorPeerAddress(addr(PEER));
+    let resp = h.request(Method::CHANNEL_BIND, &[number.clone(), peer.clone()]);
+    assert_eq!(code(&resp), None);
+    Message::decode(&resp)
+        .unwrap()
+        .verify_integrity(&h.key())
+        .unwrap();
+    let mut cd = vec![0x7E, 0x32, 0, 2];
+    cd.extend(b"hi");
+    let out = h.send_from(CLIENT, &cd);
+    assert_eq!(
+        (out[0].destination, out[0].payload.as_slice()),
+        (addr(PEER), &b"hi"[..])
+    );
+    let out = h.peer_sends(r, PEER, b"yo");
+    assert_eq!(out[0].payload, [0x7E, 0x32, 0, 2, b'y', b'o']);
+    // A wrong password is still refused on this path.
+    h.pass = "wrong".into();
+    let resp = h.request(Method::CHANNEL_BIND, &[number, peer]);
+    assert_eq!(code(&resp), Some(401));
 }
