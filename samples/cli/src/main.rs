@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod mape;
+mod natcheck;
 
 /// Tsunagi's command-line tool: checks and calculators for players, support staff and
 /// ISPs. More subcommands (natcheck, token, peer, demo) arrive with the issues that
@@ -17,10 +18,12 @@ struct Args {
 #[derive(Debug, Subcommand)]
 enum Command {
     Mape(mape::MapeArgs),
+    Natcheck(natcheck::NatcheckArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Args::parse().command {
         Command::Mape(args) => mape::run(&args),
+        Command::Natcheck(args) => natcheck::run(&args),
     }
 }
