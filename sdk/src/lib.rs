@@ -14,5 +14,6 @@ pub mod relay;
 pub mod stun;
 
 pub mod path;
+pub mod signal;
 pub mod sim;
 pub mod socket;

@@ -65,6 +65,10 @@ impl Method {
     pub const CREATE_PERMISSION: Method = Method(0x008);
     /// ChannelBind (RFC 8656).
     pub const CHANNEL_BIND: Method = Method(0x009);
+    /// Tsunagi rendezvous: register a peer identity (private use, `tsunagi::signal`).
+    pub const RENDEZVOUS_REGISTER: Method = Method(0x0C0);
+    /// Tsunagi rendezvous: pass an offer or answer to a registered peer.
+    pub const RENDEZVOUS_SIGNAL: Method = Method(0x0C1);
 
     /// A method from its number, or `None` if it does not fit in 12 bits.
     pub const fn new(value: u16) -> Option<Method> {
