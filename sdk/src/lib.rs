@@ -10,10 +10,10 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod diag;
 pub mod mape;
 pub mod relay;
+pub mod session;
 
 pub mod stun;
 
 pub mod path;
-pub mod signal;
 pub mod sim;
 pub mod socket;
