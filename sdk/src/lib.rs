@@ -15,5 +15,6 @@ pub mod session;
 pub mod stun;
 
 pub mod path;
+pub mod signal;
 pub mod sim;
 pub mod socket;
