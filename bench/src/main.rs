@@ -2,6 +2,10 @@
 //! the same run. Results are recorded in `docs/src/benchmarks.md`.
 
 mod natlab_bench;
+mod relay;
+mod relay_client;
+
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -23,10 +27,47 @@ enum Bench {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// coturn 4.6.1 against tsunagi-relay on loopback: CPU per relayed message,
+    /// saturation rate and loss, and round-trip time, with the ratio.
+    Relay {
+        /// Messages per fixed-rate measurement (a).
+        #[arg(long, default_value_t = 60_000)]
+        messages: u64,
+        /// Offered load for (a), messages/s (both relays must keep up).
+        #[arg(long, default_value_t = 30_000)]
+        rate: u64,
+        /// Seconds of each saturation measurement (b).
+        #[arg(long, default_value_t = 2.0)]
+        saturation_secs: f64,
+        /// Allocations carrying the load.
+        #[arg(long, default_value_t = 4)]
+        flows: usize,
+        /// Worker threads of both relays.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Round trips sampled for (c).
+        #[arg(long, default_value_t = 1000)]
+        rtt_samples: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Args::parse().bench {
         Bench::Natlab { runs } => natlab_bench::run(runs),
+        Bench::Relay {
+            messages,
+            rate,
+            saturation_secs,
+            flows,
+            threads,
+            rtt_samples,
+        } => relay::run(&relay::Settings {
+            messages,
+            rate,
+            saturation: Duration::from_secs_f64(saturation_secs.max(0.1)),
+            flows: flows.max(1),
+            threads: threads.max(1),
+            rtt_samples: rtt_samples.max(1),
+        }),
     }
 }

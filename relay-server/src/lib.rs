@@ -27,7 +27,10 @@
 
 mod auth;
 mod binding;
+pub mod config;
 mod counters;
+pub mod health;
+pub mod metrics;
 pub mod policy;
 mod server;
 mod shared;
