@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod mape;
 mod natcheck;
+mod token;
 
 /// Tsunagi's command-line tool: checks and calculators for players, support staff and
 /// ISPs. More subcommands (natcheck, token, peer, demo) arrive with the issues that
@@ -19,11 +20,14 @@ struct Args {
 enum Command {
     Mape(mape::MapeArgs),
     Natcheck(natcheck::NatcheckArgs),
+    /// Mint a TURN credential token from a relay's shared secret.
+    Token(token::TokenArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Args::parse().command {
         Command::Mape(args) => mape::run(&args),
         Command::Natcheck(args) => natcheck::run(&args),
+        Command::Token(args) => token::run(&args),
     }
 }
