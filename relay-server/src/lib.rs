@@ -32,6 +32,7 @@ mod counters;
 pub mod health;
 pub mod metrics;
 pub mod policy;
+pub mod rendezvous;
 mod server;
 mod shared;
 mod turn;
