@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod turn;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
@@ -21,6 +23,8 @@ pub struct Relay {
     child: Child,
     /// The addresses it printed as `listening udp ADDRESS`, in order.
     pub addresses: Vec<SocketAddr>,
+    /// The address it printed as `listening http ADDRESS`, with `--http`.
+    pub http: Option<SocketAddr>,
 }
 
 impl Relay {
@@ -48,6 +52,7 @@ impl Relay {
         let mut relay = Relay {
             child,
             addresses: Vec::new(),
+            http: None,
         };
         let deadline = Instant::now() + STARTUP;
         loop {
@@ -55,6 +60,9 @@ impl Relay {
             match rx.recv_timeout(left) {
                 Ok(line) if line == "ready" => break,
                 Ok(line) => {
+                    if let Some(a) = line.strip_prefix("listening http ") {
+                        relay.http = Some(a.parse().expect("address in listening line"));
+                    }
                     if let Some(a) = line.strip_prefix("listening udp ") {
                         relay
                             .addresses
