@@ -84,8 +84,11 @@ fn nat64_probe(opts: &Options) -> Side {
                 nat64::Nat64Status::NoServer => side.warnings.push(
                     "NAT64 not tested: no DNS server configured; give one with --dns64".into(),
                 ),
-                status => side.warnings.push(format!(
-                    "NAT64 unknown: the DNS64 server {server} gave no usable answer ({status:?})"
+                nat64::Nat64Status::ServerError => side.warnings.push(format!(
+                    "NAT64: the DNS server {server} answered with an error; try --dns64"
+                )),
+                _ => side.warnings.push(format!(
+                    "NAT64: the DNS server {server} did not answer in time; try --dns64"
                 )),
             }
             side.nat64 = r.prefix_text();

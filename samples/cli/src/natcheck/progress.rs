@@ -74,10 +74,10 @@ fn line(lang: Lang, s: &State) -> String {
         .join(", ");
     match lang {
         Lang::En => {
-            let mut l = format!(
-                "Measuring the NAT session timer: {elapsed} s so far, idle times up to {} s",
-                secs(s.max_s)
-            );
+            let mut l = format!("Measuring the NAT session timer: {elapsed} s so far");
+            if s.max_s > 0.0 {
+                l.push_str(&format!(", idle times up to {} s", secs(s.max_s)));
+            }
             if s.lower_s > 0.0 {
                 l.push_str(&format!(", idle {} s still alive", secs(s.lower_s)));
             }
@@ -91,10 +91,10 @@ fn line(lang: Lang, s: &State) -> String {
             l
         }
         Lang::Ja => {
-            let mut l = format!(
-                "NATのセッションタイマーを測定中: 経過 {elapsed} 秒、無通信時間は最長 {} 秒まで",
-                secs(s.max_s)
-            );
+            let mut l = format!("NATのセッションタイマーを測定中: 経過 {elapsed} 秒");
+            if s.max_s > 0.0 {
+                l.push_str(&format!("、無通信時間は最長 {} 秒まで", secs(s.max_s)));
+            }
             if s.lower_s > 0.0 {
                 l.push_str(&format!("、{} 秒後も有効", secs(s.lower_s)));
             }

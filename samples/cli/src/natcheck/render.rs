@@ -173,7 +173,7 @@ fn line(out: &mut String, indent: usize, label: &str, value: &str, column: usize
 /// Renders the whole human report. `cancelled` marks a lifetime test stopped by the
 /// user; `bold` wraps the headline in terminal bold.
 pub fn render(report: &Report, text: &dyn Text, cancelled: bool, bold: bool) -> String {
-    let v = Verdict::of(report);
+    let v = Verdict::of(report, cancelled);
     let mut out = String::new();
     let _ = writeln!(out, "{}\n", text.title(report));
 

@@ -130,16 +130,20 @@ impl Text for English {
     }
 
     fn relayed(&self, kinds: &[PeerKind], ipv6: Ipv6Direct) -> String {
-        let mut who: Vec<&str> = kinds.iter().map(|&k| self.peer(k)).collect();
+        let mut who = Vec::new();
+        if !kinds.is_empty() {
+            let nats: Vec<&str> = kinds.iter().map(|&k| self.peer(k)).collect();
+            who.push(format!("players behind {}", nats.join(" or ")));
+        }
         if ipv6 == Ipv6Direct::No {
-            who.push("IPv6-only players");
+            who.push("IPv6-only players".to_owned());
         }
         if who.is_empty() {
             "Through the relay: nobody known (it stays as a fallback).".to_owned()
         } else {
             format!(
-                "Through the relay (works, a little more latency): players behind {}.",
-                who.join(", ")
+                "Through the relay (works, a little more latency): {}.",
+                who.join("; ")
             )
         }
     }
@@ -353,6 +357,7 @@ impl Text for English {
                 .to_owned(),
             Advice::Keepalive {
                 timer_s,
+                at_least,
                 keepalive_s,
             } => {
                 let sdk = if *keepalive_s >= SDK_KEEPALIVE_S {
@@ -363,11 +368,20 @@ impl Text for English {
                          keep_alive to {keepalive_s} s"
                     )
                 };
-                format!(
-                    "Your NAT forgets a silent UDP session after about {} s: a game must send \
-                     something at least every {keepalive_s} s or it is disconnected{sdk}.",
-                    secs(*timer_s)
-                )
+                if *at_least {
+                    format!(
+                        "Your NAT keeps a silent UDP session for at least {} s (the longest \
+                         idle time tried): keepalives every {keepalive_s} s are safe{sdk}.",
+                        secs(*timer_s)
+                    )
+                } else {
+                    format!(
+                        "Your NAT forgets a silent UDP session after about {} s: a game must \
+                         send something at least every {keepalive_s} s or it is \
+                         disconnected{sdk}.",
+                        secs(*timer_s)
+                    )
+                }
             }
             Advice::FewPorts { ports } => format!(
                 "Only about {ports} ports are yours: apps that open many connections can run \

@@ -141,7 +141,7 @@ impl Text for Japanese {
     fn relayed(&self, kinds: &[PeerKind], ipv6: Ipv6Direct) -> String {
         let mut who: Vec<&str> = kinds.iter().map(|&k| self.peer(k)).collect();
         if ipv6 == Ipv6Direct::No {
-            who.push("IPv6 のみ");
+            who.push("IPv6 のみの回線");
         }
         if who.is_empty() {
             "中継サーバー経由になる相手: 分かっている範囲ではなし（予備として待機します）。"
@@ -343,16 +343,23 @@ impl Text for Japanese {
             Advice::PortMappingPresent { inner: false } => "ルーターの自動ポート開放（UPnP / NAT-PMP / PCP）が有効です。ゲームはこれを利用できます。Tsunagi は使えるときは使いますが、必須ではありません。".to_owned(),
             Advice::PortMappingPresent { inner: true } => "ルーターは UPnP / NAT-PMP / PCP に対応していますが、その外部アドレスはグローバルアドレスではありません。開けたポートはさらに外側の NAT で止まるため、着信には役立ちません。".to_owned(),
             Advice::PortMappingAbsent => "UPnP / NAT-PMP / PCP の応答がありません（無効または非搭載）。ルーターで UPnP を有効にすると他のゲームでは改善する場合があります。Tsunagi には不要です。".to_owned(),
-            Advice::Keepalive { timer_s, keepalive_s } => {
+            Advice::Keepalive { timer_s, at_least, keepalive_s } => {
                 let sdk = if *keepalive_s >= SDK_KEEPALIVE_S {
                     format!("Tsunagi は {SDK_KEEPALIVE_S} 秒ごとにキープアライブを送るので十分間に合います。")
                 } else {
                     format!("Tsunagi の既定値 {SDK_KEEPALIVE_S} 秒では間に合いません。keep_alive を {keepalive_s} 秒に設定してください。")
                 };
-                format!(
-                    "NAT は無通信の UDP セッションを約 {} 秒で削除します。ゲームは少なくとも {keepalive_s} 秒ごとに何か送信しないと切断されます。{sdk}",
-                    secs(*timer_s)
-                )
+                if *at_least {
+                    format!(
+                        "NAT は無通信の UDP セッションを少なくとも {} 秒（試した最長の無通信時間）保持します。キープアライブは {keepalive_s} 秒ごとで十分です。{sdk}",
+                        secs(*timer_s)
+                    )
+                } else {
+                    format!(
+                        "NAT は無通信の UDP セッションを約 {} 秒で削除します。ゲームは少なくとも {keepalive_s} 秒ごとに何か送信しないと切断されます。{sdk}",
+                        secs(*timer_s)
+                    )
+                }
             }
             Advice::FewPorts { ports } => format!(
                 "使えるポートは約 {ports} 個だけです。多数の接続を開くアプリがあるとポートが枯渇し、新しい接続が黙って失敗することがあります。Tsunagi はすべての相手に 1 つのポートを使います。"

@@ -81,7 +81,7 @@ fn each_verdict_class_has_its_headline_in_both_languages() {
         ),
     ];
     for (r, headline, en_text, ja_text) in cases {
-        assert_eq!(Verdict::of(&r).headline, headline, "{r:?}");
+        assert_eq!(Verdict::of(&r, false).headline, headline, "{r:?}");
         let (e, j) = (en(&r), ja(&r));
         // The verdict comes first: the headline is on the line after the heading.
         assert!(e.lines().nth(3).is_some_and(|l| l.contains(en_text)), "{e}");
@@ -92,7 +92,7 @@ fn each_verdict_class_has_its_headline_in_both_languages() {
 #[test]
 fn no_nat_without_filtering_is_open_internet() {
     let r = report(Some(EndpointIndependent), Some(EndpointIndependent), false);
-    let v = Verdict::of(&r);
+    let v = Verdict::of(&r, false);
     assert_eq!(v.hosting, Hosting::Yes);
     let e = en(&r);
     assert!(e.contains("open internet"), "{e}");
@@ -109,14 +109,14 @@ fn symmetric_lists_the_relayed_peers_and_labels() {
         true,
     );
     r.port_allocation = Some(PortAllocation::Random);
-    let v = Verdict::of(&r);
+    let v = Verdict::of(&r, false);
     assert_eq!(
         v.relayed(),
         vec![PeerKind::PortRestricted, PeerKind::Symmetric]
     );
     let e = en(&r);
     assert!(
-        e.contains("players behind port-restricted NAT, symmetric NAT"),
+        e.contains("players behind port-restricted NAT or symmetric NAT."),
         "{e}"
     );
     assert!(e.contains("Strict") && e.contains("Type 3") && e.contains("NAT type D"));
@@ -138,7 +138,7 @@ fn unknown_filtering_is_not_guessed() {
         .push("filtering test got no answer from the alternate address".into());
     assert_eq!(direct_with(&r, PeerKind::PortRestricted), Some(true));
     assert_eq!(direct_with(&r, PeerKind::Symmetric), None);
-    let v = Verdict::of(&r);
+    let v = Verdict::of(&r, false);
     assert_eq!(v.headline, Headline::Unknown);
     let e = en(&r);
     assert!(
@@ -168,8 +168,24 @@ fn quick_and_cancelled_timers_are_marked() {
         upper_s: None,
         trials: 3,
     });
+    // What the driver reports on cancel: the lower bound as the estimate.
+    r.binding_lifetime_s = Some(32.0);
     let e = render(&r, &English, true, false);
     assert!(e.contains("cancelled: still alive after 32 s idle"), "{e}");
+    assert!(!e.contains("forgets a silent UDP session"), "{e}");
+    assert!(
+        !Verdict::of(&r, true)
+            .advice
+            .iter()
+            .any(|a| matches!(a, Advice::Keepalive { .. }))
+    );
+    // Not cancelled, no upper bound: a lower bound, not "about".
+    let e = en(&r);
+    assert!(
+        e.contains("keeps a silent UDP session for at least 32 s"),
+        "{e}"
+    );
+    assert!(ja(&r).contains("少なくとも 32 秒"));
     assert!(render(&r, &Japanese, true, false).contains("中断: 32 秒"));
 }
 
@@ -220,7 +236,7 @@ fn mape_cgn_ipv6_and_upnp_advice() {
     r.ipv6.filtering = Some(AddressAndPortDependent);
     r.port_mapping.upnp_igd.present = Some(true);
     r.port_mapping.upnp_igd.external_address = "100.64.0.2".parse().ok();
-    let v = Verdict::of(&r);
+    let v = Verdict::of(&r, false);
     assert!(v.advice.contains(&Advice::SymmetricMapE { ports: 240 }));
     assert!(v.advice.contains(&Advice::Cgn));
     assert!(v.advice.contains(&Advice::UseIpv6));

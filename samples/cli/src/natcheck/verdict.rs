@@ -119,8 +119,11 @@ pub enum Advice {
     PortMappingAbsent,
     /// A session timer; keepalives should come at least every `keepalive_s` seconds.
     Keepalive {
-        /// The measured (estimated) timer.
+        /// The measured (estimated) timer, or its proven lower bound.
         timer_s: f64,
+        /// `timer_s` is only a lower bound: the mapping outlived the longest idle time
+        /// tried.
+        at_least: bool,
         /// The recommended largest keepalive interval.
         keepalive_s: u32,
     },
@@ -207,8 +210,9 @@ pub fn keepalive_for(timer_s: f64) -> u32 {
 }
 
 impl Verdict {
-    /// Derives the verdict from a report.
-    pub fn of(report: &Report) -> Verdict {
+    /// Derives the verdict from a report. `cancelled`: the user stopped the check, so
+    /// a partial session-timer search proves nothing about the timer's upper end.
+    pub fn of(report: &Report, cancelled: bool) -> Verdict {
         let peers = PeerKind::ALL.map(|k| (k, direct_with(report, k)));
         let direct: Option<Vec<bool>> = peers.iter().map(|(_, d)| *d).collect();
         let open = report.mapping == Some(Behaviour::EndpointIndependent)
@@ -229,7 +233,7 @@ impl Verdict {
             Some(false) => Ipv6Direct::No,
             None => Ipv6Direct::Unknown,
         };
-        let advice = advice(report, headline, ipv6);
+        let advice = advice(report, headline, ipv6, cancelled);
         Verdict {
             headline,
             hosting,
@@ -249,7 +253,7 @@ impl Verdict {
     }
 }
 
-fn advice(report: &Report, headline: Headline, ipv6: Ipv6Direct) -> Vec<Advice> {
+fn advice(report: &Report, headline: Headline, ipv6: Ipv6Direct, cancelled: bool) -> Vec<Advice> {
     let mut out = Vec::new();
     if headline == Headline::Unreachable {
         out.push(Advice::CheckUdp);
@@ -290,11 +294,13 @@ fn advice(report: &Report, headline: Headline, ipv6: Ipv6Direct) -> Vec<Advice> 
     {
         out.push(Advice::PortMappingAbsent);
     }
-    if let Some(timer_s) = report.binding_lifetime_s
+    if let Some((timer_s, at_least)) = timer(report)
+        && !cancelled
         && report.behind_nat() != Some(false)
     {
         out.push(Advice::Keepalive {
             timer_s,
+            at_least,
             keepalive_s: keepalive_for(timer_s),
         });
     }
@@ -316,6 +322,14 @@ fn advice(report: &Report, headline: Headline, ipv6: Ipv6Direct) -> Vec<Advice> 
         out.push(Advice::NothingToDo);
     }
     out
+}
+
+/// The session timer and whether it is only a lower bound.
+fn timer(report: &Report) -> Option<(f64, bool)> {
+    match &report.binding_lifetime {
+        Some(b) if b.upper_s.is_none() => Some((b.lower_s, true)),
+        _ => report.binding_lifetime_s.map(|t| (t, false)),
+    }
 }
 
 fn is_informational(a: &Advice) -> bool {
