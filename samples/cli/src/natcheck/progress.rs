@@ -208,3 +208,40 @@ impl ProgressView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timer_line_says_what_is_proven_so_far() {
+        let mut s = State {
+            phase: Some(Phase::Lifetime),
+            ..State::default()
+        };
+        let l = line(Lang::En, &s);
+        assert!(
+            l.starts_with("Measuring the NAT session timer: 0 s so far …"),
+            "{l}"
+        );
+        s.max_s = 180.0;
+        s.lower_s = 30.0;
+        s.upper_s = Some(64.0);
+        s.trying_s = vec![40.0, 48.0];
+        let l = line(Lang::En, &s);
+        assert!(
+            l.contains(
+                "idle times up to 180 s, idle 30 s still alive, idle 64 s expired, trying 40, 48 s"
+            ),
+            "{l}"
+        );
+        let l = line(Lang::Ja, &s);
+        assert!(
+            l.contains("最長 180 秒まで、30 秒後も有効、64 秒後は消失、40, 48 秒を試行中"),
+            "{l}"
+        );
+        s.stopping = true;
+        assert!(line(Lang::En, &s).starts_with("Stopping"));
+        assert_eq!(phase_text(Lang::Ja, Phase::Mapping), "マッピングを調査中 …");
+    }
+}
