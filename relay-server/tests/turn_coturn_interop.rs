@@ -90,6 +90,7 @@ fn uclient(port: u16, args: &[&str]) -> Report {
         "{report:?}\n{out}"
     );
     assert_eq!(report.lost, 0, "{out}");
+    assert!(report.rtt_ms >= 0.0, "no round-trip figure in:\n{out}");
     report
 }
 

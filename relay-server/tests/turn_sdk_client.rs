@@ -1,0 +1,126 @@
+//! Our own TURN client (the SDK's sans-IO `tsunagi::relay::Client`, through its
+//! public API only) against `tsunagi-relay`: allocate, permission, Send, channel,
+//! data both ways, with static and REST credentials.
+
+// Test code: failing loudly, with the reason, is the point.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::turn::{peer_socket, start_turn};
+use tsunagi::relay::{Client, Config, Credentials, Event, rest_credentials};
+
+/// Drives the client on a real socket until `done` accepts an event.
+fn drive(client: &mut Client, socket: &UdpSocket, mut done: impl FnMut(&Event) -> bool) -> Event {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = vec![0u8; 2048];
+    while Instant::now() < deadline {
+        while let Some(t) = client.poll_transmit() {
+            socket.send_to(&t.bytes, t.to).unwrap();
+        }
+        while let Some(event) = client.poll_event() {
+            if let Event::Failed { reason } | Event::AllocationLost { reason } = &event {
+                panic!("client failed: {reason}");
+            }
+            if done(&event) {
+                return event;
+            }
+        }
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        if let Ok((n, from)) = socket.recv_from(&mut buf) {
+            client.handle_input(Instant::now(), from, &buf[..n]);
+        }
+        client.handle_timeout(Instant::now());
+    }
+    panic!("no expected event within 10 s");
+}
+
+fn exercise(server: SocketAddr, credentials: Credentials) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut client = Client::new(Config::new(server, credentials), Instant::now());
+    let Event::Allocated { relayed, .. } = drive(&mut client, &socket, |e| {
+        matches!(e, Event::Allocated { .. })
+    }) else {
+        unreachable!()
+    };
+    let relayed = relayed[0];
+    let peer = peer_socket("127.0.0.1:0");
+    let peer_addr = peer.local_addr().unwrap();
+    client
+        .create_permission(Instant::now(), peer_addr.ip())
+        .unwrap();
+    drive(&mut client, &socket, |e| {
+        matches!(e, Event::PermissionCreated { .. })
+    });
+    client
+        .send_to(Instant::now(), peer_addr, b"via send")
+        .unwrap();
+    while let Some(t) = client.poll_transmit() {
+        socket.send_to(&t.bytes, t.to).unwrap();
+    }
+    let mut buf = [0u8; 64];
+    let (n, from) = peer.recv_from(&mut buf).unwrap();
+    assert_eq!((&buf[..n], from), (&b"via send"[..], relayed));
+    peer.send_to(b"reply", relayed).unwrap();
+    let event = drive(&mut client, &socket, |e| matches!(e, Event::Data { .. }));
+    assert_eq!(
+        event,
+        Event::Data {
+            peer: peer_addr,
+            bytes: b"reply".to_vec()
+        }
+    );
+
+    client.bind_channel(Instant::now(), peer_addr).unwrap();
+    drive(&mut client, &socket, |e| {
+        matches!(e, Event::ChannelBound { .. })
+    });
+    client
+        .send_to(Instant::now(), peer_addr, b"via channel")
+        .unwrap();
+    while let Some(t) = client.poll_transmit() {
+        assert_eq!(t.bytes[0] & 0xC0, 0x40, "sent as ChannelData");
+        socket.send_to(&t.bytes, t.to).unwrap();
+    }
+    let (n, _) = peer.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"via channel");
+    peer.send_to(b"channel reply", relayed).unwrap();
+    let event = drive(&mut client, &socket, |e| matches!(e, Event::Data { .. }));
+    assert_eq!(
+        event,
+        Event::Data {
+            peer: peer_addr,
+            bytes: b"channel reply".to_vec()
+        }
+    );
+
+    client.release(Instant::now());
+    drive(&mut client, &socket, |e| matches!(e, Event::Released));
+}
+
+#[test]
+fn sdk_client_with_static_and_rest_credentials() {
+    let relay = start_turn(
+        "127.0.0.1:0",
+        &["--user", "alice:pw", "--auth-secret", "s3cret"],
+    );
+    let server = relay.addresses[0];
+    exercise(server, Credentials::new("alice", "pw"));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    exercise(
+        server,
+        rest_credentials("s3cret", "player", Duration::from_secs(600), now),
+    );
+    assert_eq!(
+        common::turn::metric(&relay, "tsunagi_relay_allocations "),
+        Some(0)
+    );
+}
