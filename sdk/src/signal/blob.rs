@@ -72,13 +72,17 @@ pub struct Signal {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BlobError {
     /// Larger than [`MAX_BLOB_LEN`].
-    #[error("signal blob of {0} bytes exceeds the {MAX_BLOB_LEN}-byte limit: it was not made by Tsunagi or was corrupted in transit")]
+    #[error(
+        "signal blob of {0} bytes exceeds the {MAX_BLOB_LEN}-byte limit: it was not made by Tsunagi or was corrupted in transit"
+    )]
     TooLarge(usize),
     /// Empty input.
     #[error("empty signal blob: pass the bytes the other peer's to_blob() produced")]
     Empty,
     /// Written by an unknown format version.
-    #[error("signal blob version {0} is not supported (this build reads version {BLOB_VERSION}): update both games to the same Tsunagi version")]
+    #[error(
+        "signal blob version {0} is not supported (this build reads version {BLOB_VERSION}): update both games to the same Tsunagi version"
+    )]
     Version(u8),
     /// The body did not decode, or was followed by extra bytes.
     #[error("signal blob is malformed: {0}")]
@@ -113,7 +117,10 @@ impl Signal {
         let (signal, rest): (Signal, &[u8]) =
             postcard::take_from_bytes(body).map_err(|e| BlobError::Malformed(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(BlobError::Malformed(format!("{} trailing bytes", rest.len())));
+            return Err(BlobError::Malformed(format!(
+                "{} trailing bytes",
+                rest.len()
+            )));
         }
         signal.check()?;
         Ok(signal)
@@ -125,12 +132,17 @@ impl Signal {
         }
         // RFC 8445 §5.3: ufrag 4..=256 and pwd 22..=256 characters of ice-char; we
         // bound both at 64 to keep blobs small.
-        let ice_char = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
+        let ice_char = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+        };
         if !(4..=64).contains(&self.ice_ufrag.len()) || !ice_char(&self.ice_ufrag) {
             return Err(BlobError::OutOfBounds("ICE ufrag must be 4-64 ice-chars"));
         }
         if !(22..=64).contains(&self.ice_pwd.len()) || !ice_char(&self.ice_pwd) {
-            return Err(BlobError::OutOfBounds("ICE password must be 22-64 ice-chars"));
+            return Err(BlobError::OutOfBounds(
+                "ICE password must be 22-64 ice-chars",
+            ));
         }
         Ok(())
     }
@@ -174,10 +186,16 @@ mod tests {
     fn refuses_what_it_must() {
         assert_eq!(Signal::from_blob(&[]), Err(BlobError::Empty));
         assert_eq!(Signal::from_blob(&[9, 0]), Err(BlobError::Version(9)));
-        assert!(matches!(Signal::from_blob(&vec![1; 5000]), Err(BlobError::TooLarge(5000))));
+        assert!(matches!(
+            Signal::from_blob(&vec![1; 5000]),
+            Err(BlobError::TooLarge(5000))
+        ));
         let mut blob = sample().to_blob().unwrap();
         blob.push(0);
-        assert!(matches!(Signal::from_blob(&blob), Err(BlobError::Malformed(_))));
+        assert!(matches!(
+            Signal::from_blob(&blob),
+            Err(BlobError::Malformed(_))
+        ));
         let mut many = sample();
         many.candidates = vec![many.candidates[0].clone(); 25];
         assert!(matches!(many.to_blob(), Err(BlobError::OutOfBounds(_))));
@@ -193,7 +211,10 @@ mod tests {
         blob.extend_from_slice(&[1; 32]);
         blob.push(5);
         blob.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x7f]);
-        assert!(matches!(Signal::from_blob(&blob), Err(BlobError::Malformed(_))));
+        assert!(matches!(
+            Signal::from_blob(&blob),
+            Err(BlobError::Malformed(_))
+        ));
     }
 
     proptest! {

@@ -128,17 +128,37 @@ impl Client {
         TransactionId::new(t)
     }
 
-    fn request(&mut self, now: Instant, wire: &Wire<'_>, to: Option<[u8; 32]>) -> Result<(), String> {
+    fn request(
+        &mut self,
+        now: Instant,
+        wire: &Wire<'_>,
+        to: Option<[u8; 32]>,
+    ) -> Result<(), String> {
         let tid = self.next_tid();
         let bytes = wire::encode(wire, tid, None, Some(&self.key)).map_err(|e| e.to_string())?;
-        self.outbox.push_back(Transmit { to: self.server, bytes: bytes.clone() });
-        self.pending.insert(tid, Pending { bytes, to, next: now + RTO, tries: 1 });
+        self.outbox.push_back(Transmit {
+            to: self.server,
+            bytes: bytes.clone(),
+        });
+        self.pending.insert(
+            tid,
+            Pending {
+                bytes,
+                to,
+                next: now + RTO,
+                tries: 1,
+            },
+        );
         Ok(())
     }
 
     fn register(&mut self, now: Instant) {
         let username = self.creds.username.clone();
-        let w = Wire::Register { username: &username, peer: self.peer, lifetime: Some(LIFETIME) };
+        let w = Wire::Register {
+            username: &username,
+            peer: self.peer,
+            lifetime: Some(LIFETIME),
+        };
         if let Err(e) = self.request(now, &w, None) {
             self.events.push_back(Event::RegistrationFailed(e));
         }
@@ -148,9 +168,14 @@ impl Client {
     /// server. The outcome arrives as [`Event::Delivered`] or [`Event::Undeliverable`].
     pub fn send(&mut self, now: Instant, to: [u8; 32], blob: &[u8]) {
         let username = self.creds.username.clone();
-        let w = Wire::Signal { username: &username, to, data: blob };
+        let w = Wire::Signal {
+            username: &username,
+            to,
+            data: blob,
+        };
         if let Err(e) = self.request(now, &w, Some(to)) {
-            self.events.push_back(Event::Undeliverable { to, reason: e });
+            self.events
+                .push_back(Event::Undeliverable { to, reason: e });
         }
     }
 
@@ -160,18 +185,27 @@ impl Client {
         if from != self.server {
             return false;
         }
-        let Ok(m) = Message::decode(datagram) else { return false };
-        let Some(w) = wire::parse(&m) else { return false };
+        let Ok(m) = Message::decode(datagram) else {
+            return false;
+        };
+        let Some(w) = wire::parse(&m) else {
+            return false;
+        };
         if m.class() == Class::Indication {
             if m.verify_integrity(&self.key).is_ok()
                 && let Wire::Deliver { from, data } = w
             {
-                self.events.push_back(Event::Received { from, data: data.to_vec() });
+                self.events.push_back(Event::Received {
+                    from,
+                    data: data.to_vec(),
+                });
             }
             return true;
         }
         let tid = m.transaction_id();
-        let Some(p) = self.pending.get(&tid) else { return true };
+        let Some(p) = self.pending.get(&tid) else {
+            return true;
+        };
         // Success must carry our integrity; errors to unauthenticated requests cannot.
         if m.class() == Class::SuccessResponse && m.verify_integrity(&self.key).is_err() {
             return true;
@@ -188,14 +222,18 @@ impl Client {
             (Wire::Sent, Some(to)) => self.events.push_back(Event::Delivered { to }),
             (Wire::Error { code, reason }, None) => {
                 self.registered = false;
-                self.events.push_back(Event::RegistrationFailed(describe(code, reason)));
+                self.events
+                    .push_back(Event::RegistrationFailed(describe(code, reason)));
             }
             (Wire::Error { code, reason }, Some(to)) => {
                 if code == wire::NOT_REGISTERED {
                     // The server may have restarted and forgotten us as well.
                     self.register(now);
                 }
-                self.events.push_back(Event::Undeliverable { to, reason: describe(code, reason) });
+                self.events.push_back(Event::Undeliverable {
+                    to,
+                    reason: describe(code, reason),
+                });
             }
             _ => {}
         }
@@ -215,7 +253,10 @@ impl Client {
             }
             p.tries += 1;
             p.next = now + RTO * 2u32.pow(p.tries - 1);
-            self.outbox.push_back(Transmit { to: self.server, bytes: p.bytes.clone() });
+            self.outbox.push_back(Transmit {
+                to: self.server,
+                bytes: p.bytes.clone(),
+            });
         }
         for tid in gave_up {
             if let Some(p) = self.pending.remove(&tid) {
@@ -240,7 +281,11 @@ impl Client {
 
     /// When [`Client::handle_timeout`] should next run.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.pending.values().map(|p| p.next).chain(self.refresh_at).min()
+        self.pending
+            .values()
+            .map(|p| p.next)
+            .chain(self.refresh_at)
+            .min()
     }
 
     /// The next datagram to send.
@@ -256,8 +301,12 @@ impl Client {
 
 fn describe(code: u16, reason: &str) -> String {
     let hint = match code {
-        401 => "the token was refused: mint a fresh one from the game backend (is it expired, or made with another secret?)",
-        404 => "the other player is not registered with this rendezvous server (offline, or using another server)",
+        401 => {
+            "the token was refused: mint a fresh one from the game backend (is it expired, or made with another secret?)"
+        }
+        404 => {
+            "the other player is not registered with this rendezvous server (offline, or using another server)"
+        }
         409 => "this identity is registered by another user: each player needs its own identity",
         429 => "too many signals: slow down",
         _ => "the rendezvous server refused the request",

@@ -25,8 +25,17 @@ fn answer(c: &mut Client, reply: impl Fn(&Message<'_>) -> Vec<u8>) -> Vec<u8> {
 }
 
 fn registered(m: &Message<'_>) -> Vec<u8> {
-    let w = Wire::Registered { mapped: Some("198.18.1.1:4000".parse().unwrap()), lifetime: 120 };
-    wire::encode(&w, m.transaction_id(), None, Some(&IntegrityKey::short_term("pw"))).unwrap()
+    let w = Wire::Registered {
+        mapped: Some("198.18.1.1:4000".parse().unwrap()),
+        lifetime: 120,
+    };
+    wire::encode(
+        &w,
+        m.transaction_id(),
+        None,
+        Some(&IntegrityKey::short_term("pw")),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -37,7 +46,9 @@ fn registers_then_refreshes_before_expiry() {
     assert!(c.handle_input(t0, server(), &r));
     assert_eq!(
         c.poll_event(),
-        Some(Event::Registered { mapped: Some("198.18.1.1:4000".parse().unwrap()) })
+        Some(Event::Registered {
+            mapped: Some("198.18.1.1:4000".parse().unwrap())
+        })
     );
     assert!(c.is_registered());
     assert_eq!(c.poll_timeout(), Some(t0 + Duration::from_secs(90)));
@@ -50,8 +61,17 @@ fn forged_success_is_ignored() {
     let t0 = Instant::now();
     let mut c = client(t0);
     let forged = answer(&mut c, |m| {
-        let w = Wire::Registered { mapped: None, lifetime: 120 };
-        wire::encode(&w, m.transaction_id(), None, Some(&IntegrityKey::short_term("x"))).unwrap()
+        let w = Wire::Registered {
+            mapped: None,
+            lifetime: 120,
+        };
+        wire::encode(
+            &w,
+            m.transaction_id(),
+            None,
+            Some(&IntegrityKey::short_term("x")),
+        )
+        .unwrap()
     });
     assert!(c.handle_input(t0, server(), &forged));
     assert_eq!(c.poll_event(), None);
@@ -76,7 +96,11 @@ fn retransmits_then_gives_up_with_a_clear_reason() {
         if let Some(Event::RegistrationFailed(why)) = c.poll_event() {
             assert!(why.contains("no answer"), "{why}");
             assert_eq!(sent, 6);
-            assert!(now - t0 >= Duration::from_millis(250 * 31), "{:?}", now - t0);
+            assert!(
+                now - t0 >= Duration::from_millis(250 * 31),
+                "{:?}",
+                now - t0
+            );
             return;
         }
     }
@@ -92,16 +116,34 @@ fn signals_are_delivered_or_explained() {
     c.poll_event();
     c.send(t0, [2; 32], b"offer");
     let ok = answer(&mut c, |m| {
-        assert_eq!(wire::parse(m), Some(Wire::Signal { username: "99:alice", to: [2; 32], data: b"offer" }));
-        wire::encode(&Wire::Sent, m.transaction_id(), None, Some(&IntegrityKey::short_term("pw")))
-            .unwrap()
+        assert_eq!(
+            wire::parse(m),
+            Some(Wire::Signal {
+                username: "99:alice",
+                to: [2; 32],
+                data: b"offer"
+            })
+        );
+        wire::encode(
+            &Wire::Sent,
+            m.transaction_id(),
+            None,
+            Some(&IntegrityKey::short_term("pw")),
+        )
+        .unwrap()
     });
     c.handle_input(t0, server(), &ok);
     assert_eq!(c.poll_event(), Some(Event::Delivered { to: [2; 32] }));
     c.send(t0, [3; 32], b"offer");
     let missing = answer(&mut c, |m| {
-        wire::encode_error(Method::RENDEZVOUS_SIGNAL, m.transaction_id(), 404, "Peer Not Registered", None)
-            .unwrap()
+        wire::encode_error(
+            Method::RENDEZVOUS_SIGNAL,
+            m.transaction_id(),
+            404,
+            "Peer Not Registered",
+            None,
+        )
+        .unwrap()
     });
     c.handle_input(t0, server(), &missing);
     match c.poll_event() {
@@ -118,13 +160,22 @@ fn delivered_signals_need_our_integrity() {
     let t0 = Instant::now();
     let mut c = client(t0);
     let tid = crate::stun::TransactionId::new([9; 12]);
-    let w = Wire::Deliver { from: [5; 32], data: b"answer" };
+    let w = Wire::Deliver {
+        from: [5; 32],
+        data: b"answer",
+    };
     let good = wire::encode(&w, tid, None, Some(&IntegrityKey::short_term("pw"))).unwrap();
     let bad = wire::encode(&w, tid, None, Some(&IntegrityKey::short_term("no"))).unwrap();
     assert!(c.handle_input(t0, server(), &bad));
     assert_eq!(c.poll_event(), None);
     assert!(c.handle_input(t0, server(), &good));
-    assert_eq!(c.poll_event(), Some(Event::Received { from: [5; 32], data: b"answer".to_vec() }));
+    assert_eq!(
+        c.poll_event(),
+        Some(Event::Received {
+            from: [5; 32],
+            data: b"answer".to_vec()
+        })
+    );
 }
 
 #[test]

@@ -36,11 +36,22 @@ pub const TOO_MANY: u16 = 429;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wire<'a> {
     /// A client registers `peer` under `username`.
-    Register { username: &'a str, peer: [u8; 32], lifetime: Option<u32> },
+    Register {
+        username: &'a str,
+        peer: [u8; 32],
+        lifetime: Option<u32>,
+    },
     /// The server accepted a registration.
-    Registered { mapped: Option<SocketAddr>, lifetime: u32 },
+    Registered {
+        mapped: Option<SocketAddr>,
+        lifetime: u32,
+    },
     /// A client asks to pass `data` to `to`.
-    Signal { username: &'a str, to: [u8; 32], data: &'a [u8] },
+    Signal {
+        username: &'a str,
+        to: [u8; 32],
+        data: &'a [u8],
+    },
     /// The server took the signal.
     Sent,
     /// The server passes `data` from `from`.
@@ -76,28 +87,35 @@ pub fn parse<'a>(m: &Message<'a>) -> Option<Wire<'a>> {
     }
     if m.class() == Class::ErrorResponse {
         let e = m.error_code()?;
-        return Some(Wire::Error { code: e.code, reason: e.reason });
+        return Some(Wire::Error {
+            code: e.code,
+            reason: e.reason,
+        });
     }
     let lifetime = m.attributes().iter().find_map(|a| match a {
         Attribute::Lifetime(l) => Some(*l),
         _ => None,
     });
     match (method == Method::RENDEZVOUS_REGISTER, m.class()) {
-        (true, Class::Request) => {
-            Some(Wire::Register { username: username(m)?, peer: peer_id(m)?, lifetime })
-        }
-        (true, Class::SuccessResponse) => {
-            Some(Wire::Registered { mapped: m.xor_mapped_address(), lifetime: lifetime? })
-        }
+        (true, Class::Request) => Some(Wire::Register {
+            username: username(m)?,
+            peer: peer_id(m)?,
+            lifetime,
+        }),
+        (true, Class::SuccessResponse) => Some(Wire::Registered {
+            mapped: m.xor_mapped_address(),
+            lifetime: lifetime?,
+        }),
         (false, Class::Request) => Some(Wire::Signal {
             username: username(m)?,
             to: peer_id(m)?,
             data: raw(m, SIGNAL_DATA)?,
         }),
         (false, Class::SuccessResponse) => Some(Wire::Sent),
-        (false, Class::Indication) => {
-            Some(Wire::Deliver { from: peer_id(m)?, data: raw(m, SIGNAL_DATA)? })
-        }
+        (false, Class::Indication) => Some(Wire::Deliver {
+            from: peer_id(m)?,
+            data: raw(m, SIGNAL_DATA)?,
+        }),
         _ => None,
     }
 }
@@ -121,9 +139,16 @@ pub fn encode(
     };
     let mut b = MessageBuilder::new(class, method, tid);
     match wire {
-        Wire::Register { username, peer, lifetime } => {
+        Wire::Register {
+            username,
+            peer,
+            lifetime,
+        } => {
             b.add(&Attribute::Username(username))?;
-            b.add(&Attribute::Unknown { typ: PEER_ID, value: peer })?;
+            b.add(&Attribute::Unknown {
+                typ: PEER_ID,
+                value: peer,
+            })?;
             if let Some(l) = lifetime {
                 b.add(&Attribute::Lifetime(*l))?;
             }
@@ -136,13 +161,25 @@ pub fn encode(
         }
         Wire::Signal { username, to, data } => {
             b.add(&Attribute::Username(username))?;
-            b.add(&Attribute::Unknown { typ: PEER_ID, value: to })?;
-            b.add(&Attribute::Unknown { typ: SIGNAL_DATA, value: data })?;
+            b.add(&Attribute::Unknown {
+                typ: PEER_ID,
+                value: to,
+            })?;
+            b.add(&Attribute::Unknown {
+                typ: SIGNAL_DATA,
+                value: data,
+            })?;
         }
         Wire::Sent => {}
         Wire::Deliver { from, data } => {
-            b.add(&Attribute::Unknown { typ: PEER_ID, value: from })?;
-            b.add(&Attribute::Unknown { typ: SIGNAL_DATA, value: data })?;
+            b.add(&Attribute::Unknown {
+                typ: PEER_ID,
+                value: from,
+            })?;
+            b.add(&Attribute::Unknown {
+                typ: SIGNAL_DATA,
+                value: data,
+            })?;
         }
         Wire::Error { code, reason } => {
             b.add(&Attribute::ErrorCode(ErrorCode::new(*code, reason)))?;
@@ -179,11 +216,25 @@ mod tests {
         let key = IntegrityKey::short_term("pw");
         let tid = TransactionId::new([1; 12]);
         let cases = [
-            Wire::Register { username: "1:alice", peer: [3; 32], lifetime: Some(300) },
-            Wire::Registered { mapped: Some("198.18.1.1:5000".parse().unwrap()), lifetime: 300 },
-            Wire::Signal { username: "1:alice", to: [4; 32], data: b"blob" },
+            Wire::Register {
+                username: "1:alice",
+                peer: [3; 32],
+                lifetime: Some(300),
+            },
+            Wire::Registered {
+                mapped: Some("198.18.1.1:5000".parse().unwrap()),
+                lifetime: 300,
+            },
+            Wire::Signal {
+                username: "1:alice",
+                to: [4; 32],
+                data: b"blob",
+            },
             Wire::Sent,
-            Wire::Deliver { from: [5; 32], data: b"blob" },
+            Wire::Deliver {
+                from: [5; 32],
+                data: b"blob",
+            },
         ];
         for w in cases {
             let bytes = encode(&w, tid, None, Some(&key)).unwrap();
@@ -192,10 +243,22 @@ mod tests {
             assert!(m.verify_fingerprint().is_ok());
             assert_eq!(parse(&m), Some(w));
         }
-        let e = encode_error(Method::RENDEZVOUS_SIGNAL, tid, 404, "Peer Not Registered", None)
-            .unwrap();
+        let e = encode_error(
+            Method::RENDEZVOUS_SIGNAL,
+            tid,
+            404,
+            "Peer Not Registered",
+            None,
+        )
+        .unwrap();
         let m = Message::decode(&e).unwrap();
-        assert_eq!(parse(&m), Some(Wire::Error { code: 404, reason: "Peer Not Registered" }));
+        assert_eq!(
+            parse(&m),
+            Some(Wire::Error {
+                code: 404,
+                reason: "Peer Not Registered"
+            })
+        );
     }
 
     #[test]
