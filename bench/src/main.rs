@@ -1,6 +1,7 @@
 //! `tsunagi-bench`: benchmark commands that print figures measured against a baseline in
 //! the same run. Results are recorded in `docs/src/benchmarks.md`.
 
+mod datagrams;
 mod natlab_bench;
 mod relay;
 mod relay_client;
@@ -21,6 +22,22 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Bench {
+    /// 100-byte unreliable messages on loopback: round trip (p50, p99) and throughput
+    /// through the SDK, plain quinn and plain UDP, with the ratios.
+    Datagrams {
+        /// Round trips timed per transport.
+        #[arg(long, default_value_t = 5000)]
+        round_trips: usize,
+        /// Seconds of each throughput run.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// Message size in bytes.
+        #[arg(long, default_value_t = 100)]
+        size: usize,
+        /// Rounds over all transports (medians are printed).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// NAT lab bring-up and teardown time per site kind, against an empty lab (needs root).
     Natlab {
         /// Repetitions per site kind (the median is printed).
@@ -53,6 +70,17 @@ enum Bench {
 
 fn main() -> anyhow::Result<()> {
     match Args::parse().bench {
+        Bench::Datagrams {
+            round_trips,
+            seconds,
+            size,
+            rounds,
+        } => datagrams::run(&datagrams::Settings {
+            rounds: rounds.max(1),
+            round_trips: round_trips.max(1),
+            seconds: seconds.max(0.1),
+            size: size.clamp(8, 1200),
+        }),
         Bench::Natlab { runs } => natlab_bench::run(runs),
         Bench::Relay {
             messages,

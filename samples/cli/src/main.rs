@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod mape;
 mod natcheck;
 mod token;
@@ -18,6 +19,8 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Two players on this machine connect and play for a few seconds.
+    Demo(demo::DemoArgs),
     Mape(mape::MapeArgs),
     Natcheck(natcheck::NatcheckArgs),
     /// Mint a TURN credential token from a relay's shared secret.
@@ -26,6 +29,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Args::parse().command {
+        Command::Demo(args) => demo::run(&args),
         Command::Mape(args) => mape::run(&args),
         Command::Natcheck(args) => natcheck::run(&args),
         Command::Token(args) => token::run(&args),

@@ -415,6 +415,18 @@ impl Endpoint {
         self.shared.link(&peer)?.send_datagram(message.into())
     }
 
+    /// Sends an unreliable message, waiting while the send buffer is full rather than
+    /// dropping the oldest queued one (for bulk senders; a game usually wants
+    /// [`Endpoint::send_datagram`], where fresh state displaces stale state).
+    pub async fn send_datagram_wait(
+        &self,
+        peer: PeerId,
+        message: impl Into<Bytes>,
+    ) -> Result<(), SessionError> {
+        let link = self.shared.link(&peer)?;
+        link.send_datagram_wait(message.into()).await
+    }
+
     /// The largest unreliable message `peer` can be sent now, if connected.
     pub fn datagram_limit(&self, peer: PeerId) -> Option<usize> {
         self.shared.link(&peer).ok()?.connection.max_datagram_size()

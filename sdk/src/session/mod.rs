@@ -35,4 +35,4 @@ pub use event::{DisconnectReason, Event, PathKind, PeerStats};
 pub use eyeballs::prefer_ipv6;
 pub use identity::{Identity, IdentityError, PEER_ID_PREFIX, ParseIdError, PeerId, SECRET_PREFIX};
 pub use poll::PollEndpoint;
-pub use tls::ALPN;
+pub use tls::{ALPN, plain_quinn_configs};

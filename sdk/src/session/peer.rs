@@ -109,6 +109,25 @@ impl Link {
         })
     }
 
+    /// Like [`Link::send_datagram`], but waits for room in the send buffer instead of
+    /// dropping the oldest queued datagram.
+    pub(crate) async fn send_datagram_wait(&self, bytes: Bytes) -> Result<(), SessionError> {
+        let limit = self
+            .connection
+            .max_datagram_size()
+            .ok_or(SessionError::DatagramsUnsupported)?;
+        if bytes.len() > limit {
+            return Err(SessionError::DatagramTooLarge {
+                size: bytes.len(),
+                limit,
+            });
+        }
+        self.connection
+            .send_datagram_wait(bytes)
+            .await
+            .map_err(|_| SessionError::NotConnected(self.peer))
+    }
+
     /// The send queue of `channel`, starting its writer task on first use.
     pub(crate) fn channel_sender(
         &self,

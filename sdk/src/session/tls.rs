@@ -226,3 +226,20 @@ impl ClientCertVerifier for ClientKeyVerifier {
         true
     }
 }
+
+/// quinn configurations with Tsunagi's TLS (raw Ed25519 keys, ALPN `tsunagi/1`) and
+/// transport settings, for tools that measure the session layer against plain quinn:
+/// a server config presenting `config.identity`, and a client config that expects
+/// `expected`.
+pub fn plain_quinn_configs(
+    config: &super::SessionConfig,
+    expected: PeerId,
+) -> Result<(quinn::ServerConfig, quinn::ClientConfig), SessionError> {
+    let transport = config.transport();
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto(&config.identity)?));
+    server.transport_config(transport.clone());
+    let crypto = client_crypto(&config.identity, expected, Arc::new(Mutex::new(None)))?;
+    let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+    client.transport_config(transport);
+    Ok((server, client))
+}
