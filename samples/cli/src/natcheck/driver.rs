@@ -57,7 +57,8 @@ fn ipv6_probe(target: &Target, opts: &Options) -> Side {
                     .push("IPv6: this machine has no IPv6 route to the server".into());
             } else if f.reachable && f.filtering.is_none() {
                 side.warnings.push(
-                    "IPv6 firewall filtering unknown: the server has no IPv6 alternate address"
+                    "IPv6: the server has no second IPv6 address, so the firewall's filtering \
+                     could not be measured"
                         .into(),
                 );
             }

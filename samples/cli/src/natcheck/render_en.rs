@@ -291,7 +291,10 @@ impl Text for English {
                 let firewall = match r.ipv6.filtering {
                     Some(Behaviour::EndpointIndependent) => "no inbound filtering".to_owned(),
                     Some(b) => format!("firewall filters unsolicited packets ({}F)", b.abbrev()),
-                    None => "firewall filtering unknown".to_owned(),
+                    None => match super::render::reason(r, f) {
+                        Some(why) => format!("firewall filtering unknown ({why})"),
+                        None => "firewall filtering unknown".to_owned(),
+                    },
                 };
                 Some(format!("reachable{address}; {firewall}"))
             }

@@ -303,7 +303,10 @@ impl Text for Japanese {
                         "ファイアウォールが外部からの着信をフィルタリング（{}F）",
                         b.abbrev()
                     ),
-                    None => "ファイアウォールのフィルタリングは不明".to_owned(),
+                    None => match reason(r, f) {
+                        Some(why) => format!("ファイアウォールのフィルタリングは不明（{why}）"),
+                        None => "ファイアウォールのフィルタリングは不明".to_owned(),
+                    },
                 };
                 Some(format!("接続可能{address}、{firewall}"))
             }
