@@ -264,12 +264,15 @@ impl Text for English {
             },
             Field::Cgn => r.cgn.map(|c| {
                 if c {
-                    "yes: your ISP shares a public IPv4 address (100.64.0.0/10 seen)"
+                    "yes: your ISP's NAT shares a public IPv4 address among customers"
                 } else {
                     "no"
                 }
                 .to_owned()
             }),
+            Field::Hairpin if r.behind_nat() == Some(false) => {
+                Some("not applicable (no NAT)".to_owned())
+            }
             Field::Hairpin => r.hairpinning.map(|h| {
                 if h {
                     "yes: players on your own network can reach you at your public address"
@@ -341,6 +344,10 @@ impl Text for English {
             Advice::Cgn => "Your ISP puts you behind a carrier-grade NAT: port forwarding and \
                  UPnP on your own router cannot open it. Ask your ISP for a global IPv4 \
                  address (fixed IP option), or use IPv6."
+                .to_owned(),
+            Advice::DsLite => "Your IPv4 runs through a DS-Lite tunnel to your ISP's AFTR, \
+                 which does the NAT and shares the address: ports cannot be forwarded, and \
+                 UPnP cannot open it. IPv6 is native: IPv6 games connect directly."
                 .to_owned(),
             Advice::DoubleNat { layers } => format!(
                 "{layers} NATs in a row (double NAT): put one router in bridge or \

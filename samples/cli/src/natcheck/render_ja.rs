@@ -273,12 +273,15 @@ impl Text for Japanese {
             },
             Field::Cgn => r.cgn.map(|c| {
                 if c {
-                    "あり: プロバイダーが1つのグローバルIPv4アドレスを複数の契約者で共有しています（100.64.0.0/10 を検出）"
+                    "あり: プロバイダーの NAT が 1 つのグローバル IPv4 アドレスを複数の契約者で共有しています"
                 } else {
                     "なし"
                 }
                 .to_owned()
             }),
+            Field::Hairpin if r.behind_nat() == Some(false) => {
+                Some("該当なし（NATなし）".to_owned())
+            }
             Field::Hairpin => r.hairpinning.map(|h| {
                 if h {
                     "対応: 同じ家庭内ネットワークのプレイヤーもグローバルアドレス宛てでつながります"
@@ -340,6 +343,7 @@ impl Text for Japanese {
             ),
             Advice::Symmetric => "NAT がシンメトリックです。ルーターに「フルコーン」（エンドポイント非依存）NAT の設定やファームウェア更新がないか確認するか、プロバイダーにお問い合わせください。それ以外の場合は中継サーバー経由で接続します。".to_owned(),
             Advice::Cgn => "プロバイダーのキャリアグレードNAT（CGN）の内側にいます。ご自宅のルーターのポート開放や UPnP では開けられません。プロバイダーにグローバル IPv4 アドレス（固定IPオプション）を問い合わせるか、IPv6 をお使いください。".to_owned(),
+            Advice::DsLite => "IPv4 は DS-Lite のトンネルでプロバイダーの AFTR に送られ、AFTR が NAT を行ってアドレスを共有しています。ポート開放や UPnP では開けられません。IPv6 はネイティブなので、IPv6 対応ゲームは直接つながります。".to_owned(),
             Advice::DoubleNat { layers } => format!(
                 "NAT が {layers} 段になっています（二重NAT）。どちらかのルーターをブリッジモード（アクセスポイントモード）にして、NAT を 1 段にしてください。"
             ),

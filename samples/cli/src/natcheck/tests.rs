@@ -332,3 +332,17 @@ fn hostile_reports_do_not_panic() {
     let _ = en(&r);
     let _ = ja(&r);
 }
+
+#[test]
+fn ds_lite_is_named_and_no_nat_has_no_hairpinning() {
+    let mut r = report(Some(EndpointIndependent), Some(EndpointIndependent), true);
+    r.local_address = "192.0.0.2:40000".parse().ok();
+    r.cgn = Some(true);
+    let v = Verdict::of(&r, false);
+    assert!(v.advice.contains(&Advice::DsLite) && !v.advice.contains(&Advice::Cgn));
+    assert!(en(&r).contains("DS-Lite tunnel"));
+    assert!(ja(&r).contains("DS-Lite のトンネル"));
+    let r = report(Some(EndpointIndependent), Some(EndpointIndependent), false);
+    assert!(en(&r).contains("not applicable (no NAT)"));
+    assert!(ja(&r).contains("該当なし（NATなし）"));
+}

@@ -104,6 +104,9 @@ pub enum Advice {
     Symmetric,
     /// A carrier-grade NAT is on the path.
     Cgn,
+    /// DS-Lite (RFC 6333): the local IPv4 address is a B4 address (192.0.0.0/29) and
+    /// the ISP's AFTR does the NAT.
+    DsLite,
     /// Two or more NATs, not identified as CGN.
     DoubleNat {
         /// How many (or at least how many).
@@ -274,7 +277,9 @@ fn advice(report: &Report, headline: Headline, ipv6: Ipv6Direct, cancelled: bool
             None => out.push(Advice::Symmetric),
         }
     }
-    if report.cgn == Some(true) {
+    if is_ds_lite(report) {
+        out.push(Advice::DsLite);
+    } else if report.cgn == Some(true) {
         out.push(Advice::Cgn);
     } else if let Some(layers) = report.nat_layers.or(report.nat_layers_at_least)
         && layers >= 2
@@ -322,6 +327,12 @@ fn advice(report: &Report, headline: Headline, ipv6: Ipv6Direct, cancelled: bool
         out.push(Advice::NothingToDo);
     }
     out
+}
+
+/// Whether the main socket has a DS-Lite B4 address (RFC 6333 §5.7: 192.0.0.0/29).
+pub fn is_ds_lite(report: &Report) -> bool {
+    matches!(report.local_address.map(|a| a.ip()), Some(IpAddr::V4(v4))
+        if v4.octets()[..3] == [192, 0, 0] && v4.octets()[3] < 8)
 }
 
 /// The session timer and whether it is only a lower bound.
