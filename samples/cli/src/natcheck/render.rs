@@ -139,10 +139,28 @@ fn keywords(f: Field) -> &'static [&'static str] {
     }
 }
 
+/// Fields about the IPv4 NAT, whose reasons are never warnings about the side
+/// probes (IPv6, NAT64, port mapping), and may be the server's silence.
+fn is_nat_field(f: Field) -> bool {
+    !matches!(
+        f,
+        Field::Ipv6 | Field::Nat64 | Field::Upnp | Field::NatPmp | Field::Pcp
+    )
+}
+
 /// The first warning that explains why `f` is unknown.
 pub fn reason(report: &Report, f: Field) -> Option<&str> {
+    let side_probe = ["ipv6", "nat64", "upnp"];
     report.warnings.iter().map(String::as_str).find(|w| {
         let w = w.to_lowercase();
+        if is_nat_field(f) {
+            if side_probe.iter().any(|p| w.starts_with(p)) {
+                return false;
+            }
+            if w.contains("no stun answer") {
+                return true;
+            }
+        }
         keywords(f).iter().any(|k| w.contains(k))
     })
 }
@@ -209,7 +227,9 @@ pub fn render(report: &Report, text: &dyn Text, cancelled: bool, bold: bool) -> 
         text.ipv6_direct(v.ipv6),
         column - 2,
     );
-    let _ = writeln!(out, "  {}", text.relayed(&v.relayed(), v.ipv6));
+    if v.headline != Headline::Unreachable {
+        let _ = writeln!(out, "  {}", text.relayed(&v.relayed(), v.ipv6));
+    }
 
     let _ = writeln!(out, "\n{}", text.section(Section::Details));
     let unknown = |f: Field| text.unknown(reason(report, f));

@@ -346,3 +346,25 @@ fn ds_lite_is_named_and_no_nat_has_no_hairpinning() {
     assert!(en(&r).contains("not applicable (no NAT)"));
     assert!(ja(&r).contains("該当なし（NATなし）"));
 }
+
+#[test]
+fn reasons_come_from_the_right_probe() {
+    let mut r = Report::new("[2001:db8:46::c612:a]:3478");
+    r.warnings.push(
+        "IPv6: the server has no second IPv6 address, so the firewall's filtering could not be measured"
+            .into(),
+    );
+    r.warnings
+        .push("no STUN answer from [2001:db8:46::c612:a]:3478 over UDP: UDP is blocked".into());
+    let e = en(&r);
+    assert!(
+        e.contains("Filtering (RFC 4787)      unknown (no STUN answer"),
+        "{e}"
+    );
+    assert!(
+        e.contains("Hairpinning               unknown (no STUN answer"),
+        "{e}"
+    );
+    assert!(!e.contains("Through the relay"), "{e}");
+    assert!(e.contains("symmetric NAT           unknown"), "{e}");
+}

@@ -171,7 +171,8 @@ const BEHAVIOURS: [Behaviour; 3] = [
 /// the same for every value an unknown behaviour could take.
 pub fn direct_with(report: &Report, peer: PeerKind) -> Option<bool> {
     if !report.udp_works() {
-        return Some(false);
+        // Nothing was measured: not a failure, just unknown.
+        return None;
     }
     let options = |b: Option<Behaviour>| b.map_or(BEHAVIOURS.to_vec(), |b| vec![b]);
     let mut answers = Vec::new();
