@@ -8,6 +8,8 @@
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub mod diag;
+pub mod ice;
+pub mod keepalive;
 pub mod mape;
 pub mod relay;
 pub mod session;
