@@ -139,16 +139,20 @@ impl Text for Japanese {
     }
 
     fn relayed(&self, kinds: &[PeerKind], ipv6: Ipv6Direct) -> String {
-        let mut who: Vec<&str> = kinds.iter().map(|&k| self.peer(k)).collect();
+        let mut who = Vec::new();
+        if !kinds.is_empty() {
+            let nats: Vec<&str> = kinds.iter().map(|&k| self.peer(k)).collect();
+            who.push(format!("{} のプレイヤー", nats.join("・")));
+        }
         if ipv6 == Ipv6Direct::No {
-            who.push("IPv6 のみの回線");
+            who.push("IPv6 のみの回線のプレイヤー".to_owned());
         }
         if who.is_empty() {
             "中継サーバー経由になる相手: 分かっている範囲ではなし（予備として待機します）。"
                 .to_owned()
         } else {
             format!(
-                "中継サーバー経由（接続はできますが遅延が少し増えます）: {} のプレイヤー。",
+                "中継サーバー経由（接続はできますが遅延が少し増えます）: {}。",
                 who.join("、")
             )
         }

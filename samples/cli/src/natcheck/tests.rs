@@ -124,7 +124,7 @@ fn symmetric_lists_the_relayed_peers_and_labels() {
     let j = ja(&r);
     assert!(j.contains("厳密 (Strict)") && j.contains("NATタイプ 3") && j.contains("NATタイプ D"));
     assert!(
-        j.contains("ポート制限コーンNAT、シンメトリックNAT のプレイヤー"),
+        j.contains("ポート制限コーンNAT・シンメトリックNAT のプレイヤー。"),
         "{j}"
     );
 }
