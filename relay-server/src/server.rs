@@ -1,8 +1,8 @@
 //! The sans-IO server core: datagrams in, datagrams out, a dispatcher by method.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tsunagi::stun::{
     Attribute, Class, DecodeError, ErrorCode, Header, Message, MessageBuilder, Method, PacketKind,
@@ -11,6 +11,7 @@ use tsunagi::stun::{
 
 use crate::binding;
 use crate::counters::Counters;
+use crate::rendezvous::Rendezvous;
 use crate::shared::Shared;
 use crate::turn::ports::{RelaySockets, VirtualSockets};
 use crate::turn::{Turn, TurnConfig};
@@ -169,6 +170,9 @@ pub struct Server {
     config: ServerConfig,
     turn: Option<Turn>,
     counters: Arc<Counters>,
+    /// The rendezvous service, shared by every worker (signalling is rare, so a
+    /// mutex costs nothing on the relaying path).
+    rendezvous: Option<Arc<Mutex<Rendezvous>>>,
 }
 
 impl Server {
@@ -178,6 +182,7 @@ impl Server {
             config,
             turn: None,
             counters: Arc::new(Counters::default()),
+            rendezvous: None,
         }
     }
 
@@ -195,6 +200,7 @@ impl Server {
             config,
             turn: Some(turn),
             counters: shared.counters(),
+            rendezvous: None,
         }
     }
 
@@ -203,6 +209,13 @@ impl Server {
     pub fn with_virtual_turn(config: ServerConfig, turn: TurnConfig) -> Server {
         let sockets = Box::new(VirtualSockets::default());
         Server::with_turn(config, turn, sockets, &Shared::new())
+    }
+
+    /// Adds the rendezvous service (peer registration and offer/answer passing);
+    /// give every worker's server the same `Arc`.
+    pub fn with_rendezvous(mut self, rendezvous: Arc<Mutex<Rendezvous>>) -> Server {
+        self.rendezvous = Some(rendezvous);
+        self
     }
 
     /// The counters, shared: keep the `Arc` and read it from any thread.
@@ -231,6 +244,11 @@ impl Server {
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(turn) = &mut self.turn {
             turn.handle_timeout(now);
+        }
+        if let Some(rv) = &self.rendezvous {
+            rv.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .handle_timeout(now);
         }
     }
 
@@ -330,6 +348,19 @@ impl Server {
                 | Method::CHANNEL_BIND,
                 Some(turn),
             ) => turn.handle_request(now, local, from, &message, out),
+            (Class::Request, method, _)
+                if (method == Method::RENDEZVOUS_REGISTER
+                    || method == Method::RENDEZVOUS_SIGNAL)
+                    && self.rendezvous.is_some() =>
+            {
+                if let Some(rv) = &self.rendezvous {
+                    let unix = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    let mut rv = rv.lock().unwrap_or_else(|p| p.into_inner());
+                    rv.handle(now, unix, local, from, &message, out);
+                }
+            }
             (Class::Indication, Method::SEND, Some(turn)) => {
                 turn.handle_send(now, local, from, &message, out);
             }

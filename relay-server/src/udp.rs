@@ -18,8 +18,8 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -27,9 +27,13 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::health::Health;
 use crate::metrics::Registry;
+use crate::rendezvous::{Rendezvous, RendezvousConfig};
 use crate::server::{Rfc5780Addresses, Server, ServerConfig};
 use crate::shared::Shared;
 use crate::turn::TurnConfig;
+
+/// Most peers the rendezvous service holds at once (about 200 bytes each).
+const RENDEZVOUS_MAX_PEERS: usize = 100_000;
 
 mod worker;
 
@@ -294,6 +298,16 @@ pub fn start(options: &Options) -> Result<Running, StartError> {
     });
     // One set of quotas, nonce key and counters across the workers' cores.
     let shared = Shared::new();
+    // Rendezvous accepts the same REST tokens as TURN (`--auth-secret`).
+    let rendezvous = turn
+        .as_ref()
+        .filter(|t| !t.auth_secrets.is_empty())
+        .map(|t| {
+            Arc::new(Mutex::new(Rendezvous::new(RendezvousConfig {
+                secrets: t.auth_secrets.clone(),
+                max_peers: RENDEZVOUS_MAX_PEERS,
+            })))
+        });
     let stop = Arc::new(AtomicBool::new(false));
     let registry = Arc::new(Registry::new());
     let health = Arc::new(Health::default());
@@ -308,6 +322,10 @@ pub fn start(options: &Options) -> Result<Running, StartError> {
                 &shared,
             ),
             None => Server::new(config.clone()),
+        };
+        let server = match &rendezvous {
+            Some(rv) => server.with_rendezvous(Arc::clone(rv)),
+            None => server,
         };
         let mut worker =
             worker::Worker::new(index, server, relay_sockets, Arc::clone(&stop), &registry)?;
