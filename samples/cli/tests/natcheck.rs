@@ -137,3 +137,48 @@ fn bad_arguments_say_what_to_do() {
     let out = natcheck(&["--server", "127.0.0.1:3478", "--max-lifetime", "1"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--max-lifetime 1 is not usable"));
 }
+
+#[test]
+fn ipv6_on_loopback_is_reachable_when_the_host_has_it() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback on this host");
+        return;
+    }
+    let options = Options {
+        listen: vec![
+            "127.0.0.1:0".parse().expect("literal address"),
+            "[::1]:0".parse().expect("literal address"),
+        ],
+        rfc5780_alternate: Some("127.0.0.2:0".parse().expect("literal address")),
+        ..Options::default()
+    };
+    let running = start(&options).expect("cannot start the in-process STUN service");
+    let primary = running
+        .rfc5780()
+        .map(|r| r.primary())
+        .expect("RFC 5780 is enabled");
+    let v6 = running
+        .local_addresses()
+        .iter()
+        .find(|a| a.is_ipv6())
+        .copied()
+        .expect("an IPv6 socket");
+    std::thread::spawn(move || running.wait());
+    let out = natcheck(&[
+        "--server",
+        &primary.to_string(),
+        "--server6",
+        &v6.to_string(),
+        "--json",
+        "--quick",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_default();
+    assert_eq!(v["ipv6"]["reachable"], true, "{v:#}");
+    assert_eq!(v["ipv6"]["address"], "::1", "{v:#}");
+}
