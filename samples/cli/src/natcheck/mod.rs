@@ -191,7 +191,7 @@ pub struct Options {
 }
 
 fn options(args: &NatcheckArgs) -> anyhow::Result<Options> {
-    if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 60.0) {
+    if !(args.timeout.is_finite() && args.timeout >= 0.1 && args.timeout <= 60.0) {
         bail!(
             "--timeout {} is not usable: give seconds between 0.1 and 60",
             args.timeout
@@ -205,7 +205,7 @@ fn options(args: &NatcheckArgs) -> anyhow::Result<Options> {
     }
     Ok(Options {
         quick: args.quick,
-        timeout: Duration::from_secs_f64(args.timeout.max(0.1)),
+        timeout: Duration::from_secs_f64(args.timeout),
         max_lifetime: Duration::from_secs(args.max_lifetime),
         dns64: args.dns64,
     })
@@ -269,19 +269,26 @@ fn check(args: &NatcheckArgs) -> anyhow::Result<u8> {
         let bold = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         print!("{}", render(&report, lang.text(), cancelled, bold));
     }
+    if cancelled {
+        return Ok(EXIT_CANCELLED);
+    }
     if !report.udp_works() {
         eprintln!("{}", unreachable_message(&target, opts.timeout));
         return Ok(EXIT_UNREACHABLE);
     }
-    Ok(if cancelled { EXIT_CANCELLED } else { 0 })
+    Ok(0)
 }
 
 /// The message for a server that did not answer.
 pub fn unreachable_message(target: &Target, timeout: Duration) -> String {
+    let server = if target.name == target.primary.to_string() {
+        target.name.clone()
+    } else {
+        format!("{} ({})", target.name, target.primary)
+    };
     format!(
-        "no answer from {} over UDP within {} s: is the server running, and is UDP \
+        "no answer from {server} over UDP within {} s: is the server running, and is UDP \
          allowed out?",
-        target.primary,
         render::secs(timeout.as_secs_f64())
     )
 }

@@ -368,3 +368,18 @@ fn reasons_come_from_the_right_probe() {
     assert!(!e.contains("Through the relay"), "{e}");
     assert!(e.contains("symmetric NAT           unknown"), "{e}");
 }
+
+#[test]
+fn the_unreachable_message_names_the_server() {
+    let t = super::Target {
+        name: "stun.example.net:3478".into(),
+        primary: "192.0.2.1:3478".parse().unwrap_or(([0, 0, 0, 0], 0).into()),
+        v6: None,
+    };
+    let m = super::unreachable_message(&t, std::time::Duration::from_secs(3));
+    assert_eq!(
+        m,
+        "no answer from stun.example.net:3478 (192.0.2.1:3478) over UDP within 3 s: \
+         is the server running, and is UDP allowed out?"
+    );
+}
