@@ -227,7 +227,7 @@ pub fn render(report: &Report, text: &dyn Text, cancelled: bool, bold: bool) -> 
         text.ipv6_direct(v.ipv6),
         column - 2,
     );
-    if v.headline != Headline::Unreachable {
+    if !matches!(v.headline, Headline::Unreachable | Headline::Ipv6Only) {
         let _ = writeln!(out, "  {}", text.relayed(&v.relayed(), v.ipv6));
     }
 

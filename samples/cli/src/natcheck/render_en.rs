@@ -64,6 +64,9 @@ impl Text for English {
             Headline::Unreachable => {
                 "The STUN server did not answer over UDP, so nothing could be measured."
             }
+            Headline::Ipv6Only => {
+                "IPv6 works but the server did not answer over IPv4: IPv6 players connect directly; IPv4-only players come through the relay (or NAT64)."
+            }
             Headline::Unknown => {
                 "Your NAT could not be fully identified: some results below are unknown."
             }

@@ -67,6 +67,9 @@ impl Text for Japanese {
             Headline::Unreachable => {
                 "STUNサーバーからUDPの応答がなかったため、何も測定できませんでした。"
             }
+            Headline::Ipv6Only => {
+                "IPv6 は使えますが、IPv4 ではサーバーから応答がありませんでした。IPv6 のプレイヤーとは直接つながり、IPv4 のみのプレイヤーとは中継サーバー（または NAT64）経由になります。"
+            }
             Headline::Unknown => {
                 "NATの種類を特定しきれませんでした。以下の一部の結果は「不明」です。"
             }

@@ -383,3 +383,12 @@ fn the_unreachable_message_names_the_server() {
          is the server running, and is UDP allowed out?"
     );
 }
+
+#[test]
+fn ipv6_only_is_not_called_unreachable() {
+    let mut r = Report::new("198.18.0.10:3478");
+    r.ipv6.reachable = Some(true);
+    assert_eq!(Verdict::of(&r, false).headline, Headline::Ipv6Only);
+    assert!(en(&r).contains("IPv6 works but the server did not answer over IPv4"));
+    assert!(ja(&r).contains("IPv6 は使えますが"));
+}

@@ -48,6 +48,8 @@ impl PeerKind {
 pub enum Headline {
     /// No answer over UDP: nothing can be said about the NAT.
     Unreachable,
+    /// No answer over IPv4, but IPv6 works: an IPv6-only network.
+    Ipv6Only,
     /// Mapping or filtering unknown and compatibility cannot be decided.
     Unknown,
     /// Unsolicited packets get in (no NAT and no filter, or EIM + EIF).
@@ -221,7 +223,9 @@ impl Verdict {
         let direct: Option<Vec<bool>> = peers.iter().map(|(_, d)| *d).collect();
         let open = report.mapping == Some(Behaviour::EndpointIndependent)
             && report.filtering == Some(Behaviour::EndpointIndependent);
-        let (headline, hosting) = if !report.udp_works() {
+        let (headline, hosting) = if !report.udp_works() && report.ipv6.reachable == Some(true) {
+            (Headline::Ipv6Only, Hosting::Unknown)
+        } else if !report.udp_works() {
             (Headline::Unreachable, Hosting::Unknown)
         } else {
             match direct.map(|d| d.iter().filter(|&&ok| ok).count()) {
@@ -259,7 +263,7 @@ impl Verdict {
 
 fn advice(report: &Report, headline: Headline, ipv6: Ipv6Direct, cancelled: bool) -> Vec<Advice> {
     let mut out = Vec::new();
-    if headline == Headline::Unreachable {
+    if matches!(headline, Headline::Unreachable | Headline::Ipv6Only) {
         out.push(Advice::CheckUdp);
     }
     match ipv6 {
