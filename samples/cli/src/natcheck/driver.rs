@@ -128,6 +128,7 @@ pub fn diagnose(
     config.probe.lifetime.max = opts.max_lifetime;
     let flag = CancelFlag::default();
     let done = AtomicBool::new(false);
+    let started = std::time::Instant::now();
 
     let (result, sides) = std::thread::scope(|s| {
         let side_probes: Vec<_> = [
@@ -157,6 +158,9 @@ pub fn diagnose(
     });
     let mut report = result.context("the NAT check could not run")?;
     report.server = target.name.clone();
+    // The side probes run beside the diagnosis: the whole check took this long.
+    let total_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    report.duration_ms = report.duration_ms.max(total_ms);
     for side in sides {
         if let Some(v6) = side.ipv6
             && report.ipv6 == Ipv6Report::default()
