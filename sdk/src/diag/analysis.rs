@@ -1,7 +1,7 @@
 //! Pure conclusions from observations: mapping behaviour, port allocation, the port
-//! range, a MAP-E port-set hint, and NAT layers / CGN. No I/O, no time.
+//! range, a MAP-E port-set hint. No I/O, no time.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use super::report::{Behaviour, MapeHint, PortAllocation, PortRange};
 
@@ -117,84 +117,6 @@ pub(crate) fn mape_hint(ports: &[u16]) -> Option<MapeHint> {
     None
 }
 
-/// What the addresses alone say about NAT layers and carrier-grade NAT.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Layers {
-    pub exact: Option<u8>,
-    pub at_least: Option<u8>,
-    pub cgn: Option<bool>,
-    pub note: Option<String>,
-}
-
-fn is_shared(ip: IpAddr) -> bool {
-    // RFC 6598 shared address space, 100.64.0.0/10.
-    matches!(ip, IpAddr::V4(a) if a.octets()[0] == 100 && (a.octets()[1] & 0xc0) == 64)
-}
-
-fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(a) => a.is_private() || a.is_link_local() || is_ds_lite_b4(a),
-        IpAddr::V6(a) => (a.segments()[0] & 0xfe00) == 0xfc00,
-    }
-}
-
-/// 192.0.0.0/29, the DS-Lite B4 / AFTR softwire range (RFC 6333).
-fn is_ds_lite_b4(a: Ipv4Addr) -> bool {
-    let o = a.octets();
-    o[0] == 192 && o[1] == 0 && o[2] == 0 && o[3] < 8
-}
-
-/// NAT layers and CGN from the local address, the mapped address, and (optionally) an
-/// external address a port-mapping gateway reported.
-pub(crate) fn layers(local: IpAddr, mapped: IpAddr, gateway_external: Option<IpAddr>) -> Layers {
-    if local == mapped {
-        return Layers {
-            exact: Some(0),
-            at_least: Some(0),
-            cgn: Some(false),
-            note: None,
-        };
-    }
-    let mut l = Layers {
-        exact: None,
-        at_least: Some(1),
-        cgn: None,
-        note: None,
-    };
-    if is_shared(mapped) || is_shared(local) {
-        l.cgn = Some(true);
-    }
-    if is_ds_lite_b4(match local {
-        IpAddr::V4(a) => a,
-        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
-    }) {
-        // The B4 address itself says the NAT is the carrier's AFTR.
-        l.cgn = Some(true);
-        l.exact = Some(1);
-        l.note = Some("DS-Lite: IPv4 is translated once, by the carrier's AFTR".into());
-        return l;
-    }
-    if let Some(gw) = gateway_external.filter(|gw| *gw != mapped) {
-        if is_shared(gw) || is_private(gw) {
-            // The home gateway's outside is itself behind another NAT.
-            l.at_least = Some(2);
-            if is_shared(gw) {
-                l.cgn = Some(true);
-            }
-        }
-    } else if gateway_external == Some(mapped) {
-        l.exact = Some(1);
-        l.cgn = Some(is_shared(mapped));
-    }
-    if l.exact.is_none() {
-        l.note = Some(format!(
-            "at least {} NAT(s) between {local} and the internet; further NATs (for example a carrier-grade NAT behind the home router) cannot be seen from STUN alone",
-            l.at_least.unwrap_or(1)
-        ));
-    }
-    l
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,23 +164,5 @@ mod tests {
         assert_eq!(h.port_count, 240);
         assert_eq!(mape_hint(&[1030, 40000, 61234]), None);
         assert_eq!(mape_hint(&[20000, 20001]), None);
-    }
-
-    #[test]
-    fn layers_from_addresses() {
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(
-            layers(ip("198.19.1.10"), ip("198.19.1.10"), None).exact,
-            Some(0)
-        );
-        let home = layers(ip("192.168.1.10"), ip("198.18.1.1"), None);
-        assert_eq!((home.exact, home.at_least, home.cgn), (None, Some(1), None));
-        assert!(home.note.is_some());
-        let double = layers(ip("192.168.1.10"), ip("198.18.1.1"), Some(ip("100.64.1.2")));
-        assert_eq!((double.at_least, double.cgn), (Some(2), Some(true)));
-        let mobile = layers(ip("100.64.3.7"), ip("198.18.1.1"), None);
-        assert_eq!(mobile.cgn, Some(true));
-        let dslite = layers(ip("192.0.0.2"), ip("198.18.1.1"), None);
-        assert_eq!((dslite.exact, dslite.cgn), (Some(1), Some(true)));
     }
 }

@@ -19,6 +19,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::hops;
 use super::probe::{Output, ProbeConfig, Prober, Progress};
 use super::report::Report;
 use super::txn::{MAIN_SOCKET, SocketId};
@@ -230,10 +231,75 @@ pub async fn run(
             }
         }
     }
+    let mut report = prober.into_report();
+    if let Some((main, reader)) = sockets.remove(&MAIN_SOCKET)
+        && report.mapped_address.is_some()
+        && !cancel.is_cancelled()
+    {
+        // The trace reads the main socket itself: stop its reader first.
+        reader.abort();
+        let _ = reader.await;
+        let started = Instant::now();
+        let wait = (config.probe.retransmit.initial_rto * 2).max(Duration::from_millis(200));
+        trace_path(&mut report, main, server, wait, cancel).await;
+        report.duration_ms += u64::try_from(started.elapsed().as_millis()).unwrap_or(0);
+    }
     for (_, (_, reader)) in sockets {
         reader.abort();
     }
-    Ok(prober.into_report())
+    report.update_nat_layers();
+    Ok(report)
+}
+
+/// Traces the path to the server from the main socket (its mapping exists in every
+/// NAT already, so this costs no new external port) and stores it in the report.
+#[cfg(target_os = "linux")]
+async fn trace_path(
+    report: &mut Report,
+    main: Arc<UdpSocket>,
+    server: SocketAddr,
+    wait: Duration,
+    cancel: &CancelFlag,
+) {
+    use std::os::fd::AsFd as _;
+    let cancel = cancel.clone();
+    let seed = seed();
+    let traced = tokio::task::spawn_blocking(move || {
+        let path = hops::trace(
+            main.as_fd(),
+            server,
+            hops::TraceConfig::default(),
+            wait,
+            seed,
+            &|| cancel.is_cancelled(),
+        );
+        // Returned so that the socket is dropped on the runtime, not on this thread.
+        (path, main)
+    })
+    .await;
+    match traced {
+        Ok((Ok(path), _)) => report.path = Some(path),
+        Ok((Err(e), _)) => report.warnings.push(format!(
+            "the path to the server could not be traced ({e}); NAT layers come from the addresses alone"
+        )),
+        Err(e) => report.warnings.push(format!(
+            "the path to the server could not be traced ({e}); NAT layers come from the addresses alone"
+        )),
+    }
+}
+
+/// Tracing needs Linux's `IP_RECVERR`; elsewhere NAT layers come from the addresses.
+#[cfg(not(target_os = "linux"))]
+async fn trace_path(
+    report: &mut Report,
+    _main: Arc<UdpSocket>,
+    _server: SocketAddr,
+    _wait: Duration,
+    _cancel: &CancelFlag,
+) {
+    report.warnings.push(
+        "the path to the server was not traced (TTL-limited probes are implemented on Linux only); NAT layers come from the addresses alone".into(),
+    );
 }
 
 type Datagram = (SocketId, SocketAddr, Vec<u8>);

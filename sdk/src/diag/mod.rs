@@ -6,6 +6,7 @@
 
 mod analysis;
 mod driver;
+pub mod hops;
 pub mod ipv6;
 mod labels;
 mod lifetime;

@@ -22,6 +22,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use super::hops::PathTrace;
+
 /// The version of the JSON schema written by this crate.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -183,9 +185,14 @@ pub struct Report {
     pub nat_layers: Option<u8>,
     /// A proven lower bound on the number of NATs.
     pub nat_layers_at_least: Option<u8>,
-    /// Whether a carrier-grade NAT (RFC 6598 shared space, 100.64.0.0/10) is on the
-    /// path; `null` when it cannot be told.
+    /// Whether a carrier-grade NAT is on the path: an RFC 6598 shared address
+    /// (100.64.0.0/10) on the way out, or a DS-Lite AFTR (192.0.0.0/29 softwire);
+    /// `null` when it cannot be told.
     pub cgn: Option<bool>,
+    /// The routers towards the server, from TTL-limited probes (see `diag::hops`);
+    /// `null` when the path was not traced.
+    #[serde(default)]
+    pub path: Option<PathTrace>,
     /// Native IPv6.
     pub ipv6: Ipv6Report,
     /// The NAT64 prefix discovered (RFC 7050), e.g. `64:ff9b::/96`.
@@ -223,6 +230,7 @@ impl Report {
             nat_layers: None,
             nat_layers_at_least: None,
             cgn: None,
+            path: None,
             ipv6: Ipv6Report::default(),
             nat64_prefix: None,
             port_mapping: PortMappingReport::default(),

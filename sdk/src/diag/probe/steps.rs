@@ -134,13 +134,8 @@ impl Prober {
                     mapped_port: mapped.port(),
                     first_of_socket: true,
                 });
-                let l = analysis::layers(self.main_local.ip(), mapped.ip(), None);
-                self.report.nat_layers = l.exact;
-                self.report.nat_layers_at_least = l.at_least;
-                self.report.cgn = l.cgn;
-                if let Some(note) = l.note {
-                    self.warn(note);
-                }
+                // From the addresses for now; the driver adds the traced path.
+                self.report.update_nat_layers();
                 let other =
                     other.filter(|o| o.ip() != self.server.ip() && o.port() != self.server.port());
                 self.report.server_other_address = other;
