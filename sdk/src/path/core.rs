@@ -120,6 +120,24 @@ impl PathCore {
         self.relays.insert(canonical(server));
     }
 
+    /// Forgets a TURN server: its datagrams are no longer taken for TURN.
+    pub fn remove_relay(&mut self, server: SocketAddr) -> bool {
+        self.relays.remove(&canonical(server))
+    }
+
+    /// The peers (as the relay sees them) of every path through our
+    /// allocation on `server`.
+    pub fn turn_peers(&self, server: SocketAddr) -> Vec<SocketAddr> {
+        let server = canonical(server);
+        self.by_via
+            .keys()
+            .filter_map(|via| match *via {
+                Via::Turn { server: s, peer } if s == server => Some(peer),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Adds a candidate path to a peer; it is probed at once.
     pub fn add_path(
         &mut self,
@@ -204,7 +222,7 @@ impl PathCore {
     }
 
     /// Where QUIC's datagram to `destination` goes; counts `bytes` in `packets`
-    /// datagrams against the path taken.
+    /// datagrams against the path taken (each candidate, while flooding).
     pub fn route(&mut self, destination: SocketAddr, bytes: usize, packets: usize) -> SendRoute {
         let Some(entry) = self.peers.get_mut(&destination) else {
             return SendRoute::NotVirtual(canonical(destination));
@@ -216,6 +234,11 @@ impl PathCore {
         }
         if entry.paths.is_empty() {
             return SendRoute::NoPath;
+        }
+        // Flooded datagrams go out on every candidate: count them on each.
+        for p in &mut entry.paths {
+            p.packets_sent += packets as u64;
+            p.bytes_sent += bytes as u64;
         }
         SendRoute::Flood(entry.paths.iter().map(|p| p.via).collect())
     }

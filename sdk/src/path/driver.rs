@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc};
 
-use super::addr::Via;
+use super::addr::{PathAddr, Via};
 use super::core::{CoreTransmit, PathCore};
 use super::event::PathEvent;
 use super::relay::Relays;
@@ -88,9 +88,14 @@ impl Shared {
         while let Some(CoreTransmit { via, bytes }) = state.core.poll_transmit() {
             self.send_via(state, now, via, &bytes);
         }
-        state
-            .relays
-            .pump(now, &mut state.core, &mut state.pending, &mut state.events);
+        let State {
+            core,
+            relays,
+            pending,
+            events,
+            stun_consumer,
+        } = state;
+        relays.pump(now, core, pending, events, stun_consumer.as_ref());
         for t in state.relays.transmits() {
             self.send_raw(t.to, &t.bytes);
         }
@@ -106,6 +111,16 @@ impl Shared {
         }
         let mut published = false;
         while let Some(e) = state.core.poll_event() {
+            if let PathEvent::PathLost {
+                path: PathAddr::Relay { server, .. },
+                ..
+            } = e
+            {
+                state.relays.path_lost(now, server);
+                for t in state.relays.transmits() {
+                    self.send_raw(t.to, &t.bytes);
+                }
+            }
             state.events.push_back(e);
             published = true;
         }

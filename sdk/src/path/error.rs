@@ -19,6 +19,20 @@ pub enum PathError {
         /// The path.
         path: PathAddr,
     },
+    /// No relay was added for this TURN server.
+    #[error("no TURN relay {0} is configured; call PathHandle::add_relay first")]
+    NoRelay(SocketAddr),
+    /// The relay has no allocation yet.
+    #[error(
+        "the TURN relay {server} has no allocation after {timeout:?}: check its address, the \
+         credentials and that UDP to it is not blocked (PathEvent::RelayLost says why)"
+    )]
+    RelayNotReady {
+        /// The TURN server.
+        server: SocketAddr,
+        /// How long we waited.
+        timeout: std::time::Duration,
+    },
     /// The path already leads to another peer.
     #[error("{path} already leads to peer {owner}; one address cannot reach two peers")]
     PathTaken {

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::addr::{PathAddr, PathKind, PeerKey};
+use super::relay::RelayPeerError;
 
 /// Something that happened to a peer's paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +56,39 @@ pub enum PathEvent {
         peer: SocketAddr,
         /// Where its first packet came from.
         from: PathAddr,
+    },
+    /// A TURN allocation is in place (first, or again after a loss): relay
+    /// paths through `server` carry data now. Tell peers the relayed addresses
+    /// (they change when the allocation is made again).
+    RelayAllocated {
+        /// The TURN server.
+        server: SocketAddr,
+        /// Our relayed addresses on it.
+        relayed: Vec<SocketAddr>,
+        /// Our address as the server saw it.
+        mapped: Option<SocketAddr>,
+    },
+    /// Allocating on a TURN server failed, or the allocation is gone (the relay
+    /// restarted and answered 437, a refresh went unanswered, it expired). The
+    /// path layer allocates again after `retry_in`; relay paths through it carry
+    /// nothing meanwhile.
+    RelayLost {
+        /// The TURN server.
+        server: SocketAddr,
+        /// Why.
+        reason: crate::relay::Error,
+        /// When the next attempt starts.
+        retry_in: Duration,
+    },
+    /// The relay cannot reach one peer (permission refused, wrong family); asked
+    /// again in a few seconds.
+    RelayPeerFailed {
+        /// The TURN server.
+        server: SocketAddr,
+        /// The peer, as the relay sees it.
+        peer: SocketAddr,
+        /// Why.
+        reason: RelayPeerError,
     },
 }
 

@@ -11,6 +11,7 @@ use super::addr::{PathAddr, PeerKey};
 use super::driver::{ReceivedStun, STUN_QUEUE, Shared, now, swallow};
 use super::error::PathError;
 use super::event::{PathEvent, PeerStats};
+use super::relay::RelayStatus;
 use crate::socket::{LocalAddrs, Transmit};
 
 /// Adds peers and paths, reads events and statistics. Cheap to clone; every
@@ -70,9 +71,82 @@ impl PathHandle {
             return Err(PathError::NoSocketForFamily { path, family });
         }
         let now = now();
-        self.shared.lock().core.add_path(now, peer, path)?;
+        let mut state = self.shared.lock();
+        state.core.add_path(now, peer, path)?;
+        if let PathAddr::Relay { .. } = path {
+            // Ask for the permission and channel now, not on the first send.
+            state.relays.resync();
+            self.shared.flush(&mut state, now);
+        }
+        drop(state);
         self.shared.wake_driver.notify_one();
         Ok(())
+    }
+
+    /// Adds a TURN relay: allocates on `config.server` from the shared socket
+    /// (so the relay sees the same NAT mapping as everything else), keeps the
+    /// allocation, its permissions and channels refreshed, and allocates again
+    /// if it is lost. [`PathEvent::RelayAllocated`] says when it is ready and
+    /// gives the relayed addresses to hand to peers. Then add
+    /// [`PathAddr::Relay`] paths through it: data on them goes as ChannelData
+    /// to the peer's address (its direct address, or its own relayed address
+    /// when both sides relay). Adding a relay that exists replaces it.
+    ///
+    /// ```no_run
+    /// # async fn f(paths: tsunagi::path::PathHandle, peer: std::net::SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    /// use tsunagi::path::PathAddr;
+    /// use tsunagi::relay::{Config, Credentials};
+    /// let server = "198.51.100.1:3478".parse()?;
+    /// paths.add_relay(Config::new(server, Credentials::new("user", "pass")));
+    /// let relayed = paths.wait_relay(server, std::time::Duration::from_secs(5)).await?;
+    /// paths.add_path(peer, PathAddr::Relay { server, peer: "203.0.113.7:50000".parse()? })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn add_relay(&self, config: crate::relay::Config) {
+        let now = now();
+        let mut state = self.shared.lock();
+        state.core.add_relay(config.server);
+        state.relays.add(now, config);
+        self.shared.flush(&mut state, now);
+        drop(state);
+        self.shared.wake_driver.notify_one();
+    }
+
+    /// Releases the allocation on `server` and forgets the relay. Paths through
+    /// it stay in the table but carry nothing; remove them too.
+    pub fn remove_relay(&self, server: SocketAddr) -> bool {
+        let now = now();
+        let mut state = self.shared.lock();
+        let removed = state.relays.remove(now, server);
+        state.core.remove_relay(server);
+        self.shared.flush(&mut state, now);
+        removed
+    }
+
+    /// The state of the relay on `server`, if one was added.
+    pub fn relay(&self, server: SocketAddr) -> Option<RelayStatus> {
+        self.shared.lock().relays.status(server)
+    }
+
+    /// Waits until the relay on `server` has an allocation and returns its
+    /// relayed addresses.
+    pub async fn wait_relay(
+        &self,
+        server: SocketAddr,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<SocketAddr>, PathError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.event_ready.notified();
+            match self.relay(server) {
+                None => return Err(PathError::NoRelay(server)),
+                Some(s) if s.allocated => return Ok(s.relayed),
+                Some(_) => {}
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(PathError::RelayNotReady { server, timeout });
+            }
+        }
     }
 
     /// Removes a path; if it was active, the next best live path takes over.

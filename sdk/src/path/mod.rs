@@ -55,7 +55,7 @@ pub use driver::ReceivedStun;
 pub use error::PathError;
 pub use event::{PathConfig, PathEvent, PathStats, PeerStats};
 pub use handle::PathHandle;
-pub use relay::RelaySendError;
+pub use relay::{RelayPeerError, RelaySendError, RelayStatus};
 pub use socket::PathSocket;
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use super::eyeballs;
 use super::identity::PeerId;
 use super::peer::{self, CODE_CLOSED, CODE_REPLACED, Link};
 use super::tls::{self, SERVER_NAME};
-use crate::path::{PathAddr, PathEvent, PathHandle, PathSocket};
+use crate::path::{PathAddr, PathEvent, PathHandle, PathSocket, PeerKey};
 
 /// How long a closed peer's paths stay in the table (QUIC's drain period is 3 PTO).
 const PATH_LINGER: Duration = Duration::from_secs(5);
@@ -451,6 +451,20 @@ impl Endpoint {
         if let Ok(link) = self.shared.link(&peer) {
             link.close(CODE_CLOSED, reason);
         }
+    }
+
+    /// Adds paths to a peer, connected or not: a direct address learned after a
+    /// relayed connect (relay first, then upgrade), another relay. The path layer
+    /// probes them and moves the session to the best live one
+    /// ([`Event::PathChanged`]).
+    pub fn add_paths(&self, peer: PeerId, paths: &[PathAddr]) -> Result<(), SessionError> {
+        let vaddr = match self.shared.link(&peer) {
+            Ok(link) => link.vaddr(),
+            Err(_) => self.shared.paths.add_peer(&PeerKey(*peer.public_key())),
+        };
+        paths
+            .iter()
+            .try_for_each(|p| eyeballs::add_path(&self.shared, vaddr, *p))
     }
 
     /// The path layer underneath, for relays, raw STUN and per-path statistics.

@@ -70,7 +70,11 @@ fn ipv6_live(shared: &Shared, vaddr: SocketAddr) -> bool {
 
 /// Adds one path; a path still held by a stale entry (an old inbound connection, a
 /// failed attempt) is moved over.
-fn add_path(shared: &Shared, vaddr: SocketAddr, path: PathAddr) -> Result<(), SessionError> {
+pub(crate) fn add_path(
+    shared: &Shared,
+    vaddr: SocketAddr,
+    path: PathAddr,
+) -> Result<(), SessionError> {
     match shared.paths.add_path(vaddr, path) {
         Ok(()) => Ok(()),
         Err(PathError::PathTaken { owner, .. }) if !shared.has_link_at(owner) => {

@@ -1,0 +1,360 @@
+//! Sessions over relay paths on loopback, through tsunagi-relay (run in-process
+//! through its library's UDP driver) and through coturn (`turnserver`, skipped
+//! with a message when it is not installed).
+//!
+//! Relay first, then upgrade: Alice allocates on the relay and dials Bob with
+//! only the relay path; 10 000 numbered reliable messages flow while the direct
+//! path is added mid-stream and the session moves to it. None may be lost,
+//! duplicated or reordered, and the switch must show as `PathChanged`. A second
+//! test restarts the relay under a live session: the allocation is found gone,
+//! made again, and the session carries on through the new one.
+
+// Test helpers outside #[test] functions: failing loudly is their job.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tsunagi::path::{PathAddr, PathEvent, PathKind, PeerKey, virtual_addr};
+use tsunagi::relay::{Config, Credentials};
+use tsunagi::session::{Endpoint, Event, Events, Identity, PeerId, SessionConfig};
+use tsunagi::stun::{Class, Message, MessageBuilder, Method, TransactionId};
+use tsunagi_relay::TurnConfig;
+use tsunagi_relay::udp::{Options, Running};
+
+const COUNT: u32 = 10_000;
+const CHANNEL: u16 = 1;
+
+/// tsunagi-relay on 127.0.0.1 with user `u:p`, loopback peers allowed.
+fn start_tsunagi_relay(listen: SocketAddr) -> Running {
+    let turn = TurnConfig {
+        users: HashMap::from([("u".to_owned(), "p".to_owned())]),
+        relay_ips: vec!["127.0.0.1".parse().unwrap()],
+        relay_ports: None,
+        allowed_peers: vec!["127.0.0.0/8".parse().unwrap()],
+        max_bytes_per_sec: 0,
+        ..TurnConfig::default()
+    };
+    let options = Options {
+        listen: vec![listen],
+        threads: 1,
+        turn: Some(turn),
+        ..Options::default()
+    };
+    tsunagi_relay::udp::start(&options).expect("tsunagi-relay did not start on loopback")
+}
+
+async fn endpoint() -> (Endpoint, Events) {
+    Endpoint::bind(SessionConfig::loopback(Identity::generate().unwrap()))
+        .await
+        .unwrap()
+}
+
+fn v4(endpoint: &Endpoint) -> SocketAddr {
+    endpoint
+        .local_addrs()
+        .into_iter()
+        .find(SocketAddr::is_ipv4)
+        .unwrap()
+}
+
+fn vaddr(peer: PeerId) -> SocketAddr {
+    virtual_addr(&PeerKey(*peer.public_key()))
+}
+
+/// Bob's side: reads `COUNT` numbered messages, each once and in order.
+fn receive_numbered(mut events: Events) -> tokio::task::JoinHandle<u32> {
+    tokio::spawn(async move {
+        let mut next = 0u32;
+        while next < COUNT {
+            match events.recv().await {
+                Some(Event::Message {
+                    channel: CHANNEL,
+                    bytes,
+                    ..
+                }) => {
+                    let n = u32::from_be_bytes(bytes[..4].try_into().unwrap());
+                    assert_eq!(n, next, "message lost, duplicated or reordered");
+                    next += 1;
+                }
+                Some(_) => {}
+                None => panic!("bob's endpoint closed after {next} messages"),
+            }
+        }
+        next
+    })
+}
+
+async fn wait_path_changed(events: &mut Events, to: PathKind) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(Event::PathChanged { path, .. })) if path == to => return,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("alice's endpoint closed"),
+            Err(_) => panic!("no PathChanged to {to} within 10 s"),
+        }
+    }
+}
+
+/// Relay first, then the direct path added mid-stream.
+async fn relay_then_direct(server: SocketAddr, credentials: Credentials) {
+    let (alice, mut alice_events) = endpoint().await;
+    let (bob, bob_events) = endpoint().await;
+    let (bob_id, bob_addr) = (bob.peer_id(), v4(&bob));
+    alice
+        .path_handle()
+        .add_relay(Config::new(server, credentials));
+    let relayed = alice
+        .path_handle()
+        .wait_relay(server, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(!relayed.is_empty());
+
+    let relay_path = PathAddr::Relay {
+        server,
+        peer: bob_addr,
+    };
+    let info = alice.connect_paths(bob_id, &[relay_path]).await.unwrap();
+    assert_eq!(info.path, PathKind::Relay, "{info:?}");
+    let receiver = receive_numbered(bob_events);
+
+    for i in 0..COUNT {
+        alice
+            .send(bob_id, CHANNEL, i.to_be_bytes().to_vec())
+            .await
+            .unwrap();
+        if i == COUNT / 4 {
+            alice
+                .add_paths(bob_id, &[PathAddr::Direct(bob_addr)])
+                .unwrap();
+        }
+        if i == COUNT / 2 {
+            wait_path_changed(&mut alice_events, PathKind::DirectV4).await;
+        }
+    }
+    let received = tokio::time::timeout(Duration::from_secs(30), receiver)
+        .await
+        .expect("bob did not get every message within 30 s")
+        .unwrap();
+    assert_eq!(received, COUNT);
+
+    let stats = alice.path_handle().stats(vaddr(bob_id)).unwrap();
+    let relay = stats.paths.iter().find(|p| p.path == relay_path).unwrap();
+    let direct = stats
+        .paths
+        .iter()
+        .find(|p| p.kind == PathKind::DirectV4)
+        .unwrap();
+    assert!(
+        relay.packets_sent > 0 && relay.packets_received > 0,
+        "{relay:?}"
+    );
+    assert!(direct.packets_sent > 0 && direct.active, "{direct:?}");
+    assert!(
+        relay.live,
+        "the relay path stays probed and live: {relay:?}"
+    );
+    alice.close().await;
+    bob.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_first_then_direct_through_tsunagi_relay() {
+    let relay = start_tsunagi_relay("127.0.0.1:0".parse().unwrap());
+    let server = relay.local_addresses()[0];
+    relay_then_direct(server, Credentials::new("u", "p")).await;
+    relay.shutdown(Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_first_then_direct_through_coturn() {
+    let Some(coturn) = Coturn::start(0) else {
+        return;
+    };
+    relay_then_direct(coturn.addr, Credentials::new("u", "p")).await;
+}
+
+/// The relay restarts under a live relayed session: the path goes quiet, the
+/// early refresh meets a server that forgot the allocation (437), the path
+/// layer reports the loss, allocates again and the session carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_restart_is_detected_and_the_allocation_made_again() {
+    let relay = start_tsunagi_relay("127.0.0.1:0".parse().unwrap());
+    let server = relay.local_addresses()[0];
+    let (alice, _alice_events) = endpoint().await;
+    let (bob, mut bob_events) = endpoint().await;
+    let (alice_id, bob_id) = (alice.peer_id(), bob.peer_id());
+    let paths = alice.path_handle().clone();
+    paths.add_relay(Config::new(server, Credentials::new("u", "p")));
+    let first = paths
+        .wait_relay(server, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let via_relay = [PathAddr::Relay {
+        server,
+        peer: v4(&bob),
+    }];
+    alice.connect_paths(bob_id, &via_relay).await.unwrap();
+    alice.send(bob_id, CHANNEL, &b"before"[..]).await.unwrap();
+    expect_message(&mut bob_events, alice_id, b"before").await;
+
+    relay.shutdown(Duration::from_secs(1));
+    let relay = start_tsunagi_relay(server);
+    let (mut lost, mut again) = (false, None);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while again.is_none() {
+        let event = tokio::time::timeout_at(deadline, paths.next_event())
+            .await
+            .expect("no re-allocation within 20 s of the relay restart");
+        match event {
+            PathEvent::RelayLost { .. } => lost = true,
+            PathEvent::RelayAllocated { relayed, .. } if lost => again = Some(relayed),
+            _ => {}
+        }
+    }
+    let status = paths.relay(server).unwrap();
+    assert!(status.allocated && status.allocations == 2, "{status:?}");
+    assert_ne!(again.unwrap(), first, "a new allocation has a new port");
+
+    alice.send(bob_id, CHANNEL, &b"after"[..]).await.unwrap();
+    expect_message(&mut bob_events, alice_id, b"after").await;
+    alice.close().await;
+    bob.close().await;
+    relay.shutdown(Duration::from_secs(1));
+}
+
+async fn expect_message(events: &mut Events, from: PeerId, want: &[u8]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(Event::Message { peer, bytes, .. })) if peer == from && bytes == want => {
+                return;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("endpoint closed"),
+            Err(_) => panic!(
+                "{:?} did not arrive within 20 s",
+                String::from_utf8_lossy(want)
+            ),
+        }
+    }
+}
+
+/// A running coturn with user `u:p`, loopback peers allowed; killed on drop.
+struct Coturn {
+    child: Child,
+    dir: PathBuf,
+    addr: SocketAddr,
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Coturn {
+    /// Starts coturn on a private port range (another range on a collision).
+    fn start(index: u32) -> Option<Coturn> {
+        if Command::new("turnserver")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("skipping: coturn's `turnserver` is not installed");
+            return None;
+        }
+        let pid = std::process::id();
+        for attempt in 0..8u32 {
+            // 100 slots of 50 ports in 32000..37000 (turn_coturn.rs uses 10000..32000).
+            let slot = (pid.wrapping_mul(37) + index * 7_727 + attempt * 6_151) % 100;
+            let port = 32_000 + slot as u16 * 50;
+            match Coturn::try_start(port) {
+                Ok(coturn) => return Some(coturn),
+                Err(log) if log.contains("in use") || log.contains("annot bind") => {
+                    eprintln!("port range at {port} busy, trying another");
+                }
+                Err(log) => panic!("coturn did not start on port {port}:\n{log}"),
+            }
+        }
+        panic!("no free port range for coturn after 8 tries");
+    }
+
+    fn try_start(port: u16) -> Result<Coturn, String> {
+        let dir = std::env::temp_dir().join(format!(
+            "tsunagi-session-coturn-{}-{port}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let log = File::create(dir.join("turn.log")).map_err(|e| e.to_string())?;
+        let (min, max) = ((port + 2).to_string(), (port + 49).to_string());
+        let child = Command::new("turnserver")
+            .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--no-tcp"])
+            .args(["--no-tcp-relay", "--listening-ip", "127.0.0.1"])
+            .args(["--listening-port", &port.to_string()])
+            .args([
+                "--relay-ip",
+                "127.0.0.1",
+                "--min-port",
+                &min,
+                "--max-port",
+                &max,
+            ])
+            .args(["--lt-cred-mech", "--user", "u:p", "--realm", "r"])
+            .args(["--allow-loopback-peers", "--log-file", "stdout"])
+            .arg("--userdb")
+            .arg(dir.join("turndb"))
+            .arg("--pidfile")
+            .arg(dir.join("pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().map_err(|e| e.to_string())?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .map_err(|e| format!("cannot run turnserver: {e}"))?;
+        let mut coturn = Coturn {
+            child,
+            dir,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        coturn.wait_ready()?;
+        Ok(coturn)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("turn.log")).unwrap_or_default()
+    }
+
+    /// Ready once it answers a STUN Binding request; at most 10 s.
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let probe = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        probe
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .map_err(|e| e.to_string())?;
+        let request =
+            MessageBuilder::new(Class::Request, Method::BINDING, TransactionId::new([5; 12]))
+                .finish();
+        let end = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 1500];
+        while Instant::now() < end {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("turnserver exited with {status}:\n{}", self.log()));
+            }
+            let _ = probe.send_to(&request, self.addr);
+            if let Ok((n, _)) = probe.recv_from(&mut buf)
+                && Message::decode(&buf[..n]).is_ok_and(|m| m.class() == Class::SuccessResponse)
+            {
+                return Ok(());
+            }
+        }
+        Err(format!("no STUN answer within 10 s:\n{}", self.log()))
+    }
+}
