@@ -12,7 +12,8 @@ skipped=()
 # for NFQUEUE, tayga, miniupnpd), independent checkers (coturn's turnutils, upnpc, natpmpc),
 # and what the build needs (gcc, pkg-config).
 APT_PACKAGES=(nftables conntrack iproute2 iptables coturn tayga miniupnpd miniupnpc natpmpc
-  gcc pkg-config ca-certificates curl)
+  gcc pkg-config ca-certificates curl
+  g++ valgrind mono-mcs mono-runtime) # C/C++/C# binding tests (ffi/tests)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -55,6 +56,23 @@ cargo fmt --all --check
 
 say "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+# The C header is generated from ffi/src and checked in; fail if it is stale.
+CBINDGEN_VERSION=0.29.2
+if ! command -v cbindgen >/dev/null || [[ "$(cbindgen --version)" != "cbindgen $CBINDGEN_VERSION" ]]; then
+  say "installing cbindgen $CBINDGEN_VERSION (cargo install, a minute once)"
+  cargo install --locked --quiet cbindgen --version "$CBINDGEN_VERSION"
+fi
+say "bindings/c/tsunagi.h matches what cbindgen generates"
+fresh_header="$(mktemp)"
+cbindgen --quiet --config ffi/cbindgen.toml --crate tsunagi-ffi --output "$fresh_header" ffi
+if ! diff -u bindings/c/tsunagi.h "$fresh_header"; then
+  echo "bindings/c/tsunagi.h is stale: run" \
+    "cbindgen --config ffi/cbindgen.toml --crate tsunagi-ffi --output bindings/c/tsunagi.h ffi"
+  rm -f "$fresh_header"
+  exit 1
+fi
+rm -f "$fresh_header"
 
 say "cargo test (release build: the NAT lab runs real traffic)"
 out_dir="${CARGO_TARGET_DIR:-target}"

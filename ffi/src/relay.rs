@@ -1,0 +1,187 @@
+//! Relay (TURN) and rendezvous settings, and offer/answer blobs.
+//!
+//! The SDK's session layer cannot use a TURN allocation or the rendezvous service yet
+//! (the relay leg of the path layer and ICE in sessions are being added). These
+//! functions check their arguments, so integration code can be written and tested now,
+//! and then return `TSUNAGI_ERR_NOT_SUPPORTED` instead of silently ignoring the
+//! setting. They will start returning `TSUNAGI_OK` without an API change.
+
+use std::ffi::c_char;
+
+use tsunagi::relay::Credentials;
+use tsunagi::signal::Signal;
+
+use crate::buffers::{bytes_arg, str_arg};
+use crate::config::{tsunagi_config, with_config};
+use crate::endpoint::{tsunagi_endpoint, with_endpoint};
+use crate::error::FfiError;
+use crate::error::tsunagi_result::{self, TSUNAGI_ERR_NOT_SUPPORTED};
+
+fn not_supported(what: &str) -> FfiError {
+    FfiError::new(
+        TSUNAGI_ERR_NOT_SUPPORTED,
+        format!(
+            "{what} is not supported by this SDK version yet (the relay and ICE legs of sessions are still being added): connect by peer id and address list meanwhile"
+        ),
+    )
+}
+
+fn server_arg(text: &str, what: &str) -> Result<(), FfiError> {
+    let text = text.trim();
+    let port_ok = text
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !port_ok {
+        return Err(FfiError::invalid(format!(
+            "{what} \"{text}\" is not host:port (examples: relay.example.net:3478, [2001:db8::1]:3478)"
+        )));
+    }
+    Ok(())
+}
+
+/// The TURN relay server, `host:port` (e.g. `relay.example.net:3478`). The relay lets
+/// any two players meet when hole punching fails, and bridges IPv4-only and IPv6-only
+/// players. Not supported yet: checks the argument, then returns
+/// `TSUNAGI_ERR_NOT_SUPPORTED`.
+///
+/// # Safety
+/// `config` is valid; `server` is a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tsunagi_config_set_relay_server(
+    config: *mut tsunagi_config,
+    server: *const c_char,
+) -> tsunagi_result {
+    with_config(config, |_| {
+        // SAFETY: the caller promises a NUL-terminated string.
+        server_arg(unsafe { str_arg(server, "server") }?, "relay server")?;
+        Err(not_supported("a relay server"))
+    })
+}
+
+/// Long-term TURN credentials for the relay (a static user, or a coturn-style REST
+/// `EXPIRY:NAME` username with its HMAC password). Not supported yet: checks the
+/// arguments, then returns `TSUNAGI_ERR_NOT_SUPPORTED`.
+///
+/// # Safety
+/// `config` is valid; `username` and `password` are NUL-terminated strings.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tsunagi_config_set_relay_credentials(
+    config: *mut tsunagi_config,
+    username: *const c_char,
+    password: *const c_char,
+) -> tsunagi_result {
+    with_config(config, |_| {
+        // SAFETY: the caller promises NUL-terminated strings.
+        let (user, pass) = unsafe {
+            (
+                str_arg(username, "username")?,
+                str_arg(password, "password")?,
+            )
+        };
+        if user.is_empty() || pass.is_empty() {
+            return Err(FfiError::invalid(
+                "relay username and password must not be empty: use the values your relay operator issued",
+            ));
+        }
+        let _ = Credentials::new(user, pass);
+        Err(not_supported("relay credentials"))
+    })
+}
+
+/// Relay credentials as one token (`tsunagi1.…`, issued by `tsunagi token` or your
+/// backend). Returns `TSUNAGI_ERR_INVALID_ARGUMENT` for a malformed token; otherwise,
+/// not supported yet: `TSUNAGI_ERR_NOT_SUPPORTED`.
+///
+/// # Safety
+/// `config` is valid; `token` is a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tsunagi_config_set_relay_token(
+    config: *mut tsunagi_config,
+    token: *const c_char,
+) -> tsunagi_result {
+    with_config(config, |_| {
+        // SAFETY: the caller promises a NUL-terminated string.
+        let token = unsafe { str_arg(token, "token") }?;
+        Credentials::from_token(token)
+            .map_err(|e| FfiError::invalid(format!("relay token is not valid: {e}")))?;
+        Err(not_supported("a relay token"))
+    })
+}
+
+/// The rendezvous (signalling) server of `tsunagi-relay`, `host:port`, through which
+/// players exchange offers and answers by peer id. Not supported yet: checks the
+/// argument, then returns `TSUNAGI_ERR_NOT_SUPPORTED`.
+///
+/// # Safety
+/// `config` is valid; `server` is a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tsunagi_config_set_rendezvous_server(
+    config: *mut tsunagi_config,
+    server: *const c_char,
+) -> tsunagi_result {
+    with_config(config, |_| {
+        // SAFETY: the caller promises a NUL-terminated string.
+        server_arg(unsafe { str_arg(server, "server") }?, "rendezvous server")?;
+        Err(not_supported("a rendezvous server"))
+    })
+}
+
+/// Writes an offer blob for `peer_id` into `buf` (binary, at most 1100 bytes) for the
+/// game to carry through its own matchmaking. Not supported yet: checks the arguments,
+/// sets `*needed` to the maximum blob size, and returns `TSUNAGI_ERR_NOT_SUPPORTED`.
+///
+/// # Safety
+/// `endpoint` is valid; `peer_id` is a NUL-terminated string; `buf` is NULL or has
+/// `len` writable bytes; `needed` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tsunagi_endpoint_create_offer(
+    endpoint: *const tsunagi_endpoint,
+    peer_id: *const c_char,
+    buf: *mut u8,
+    len: usize,
+    needed: *mut usize,
+) -> tsunagi_result {
+    with_endpoint(endpoint, |_| {
+        // SAFETY: the caller promises a NUL-terminated string.
+        unsafe { crate::buffers::peer_arg(peer_id) }?;
+        // SAFETY: the caller promises `len` writable bytes at `buf`.
+        unsafe { crate::buffers::out_buf(buf, len, "buf") }?;
+        if !needed.is_null() {
+            // SAFETY: non-null and the caller promises it is writable.
+            unsafe { needed.write(tsunagi::signal::MAX_BLOB_LEN) };
+        }
+        Err(not_supported("connecting by offer/answer blobs"))
+    })
+}
+
+/// Applies an offer or answer blob received from the peer through the game's own
+/// channel (an offer produces an answer to send back). Not supported yet: checks that
+/// the blob is well-formed (`TSUNAGI_ERR_INVALID_ARGUMENT` if not), then returns
+/// `TSUNAGI_ERR_NOT_SUPPORTED`.
+///
+/// # Safety
+/// `endpoint` is valid; `blob` has `blob_len` readable bytes; `answer` is NULL or has
+/// `answer_len` writable bytes; `needed` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tsunagi_endpoint_apply_signal(
+    endpoint: *const tsunagi_endpoint,
+    blob: *const u8,
+    blob_len: usize,
+    answer: *mut u8,
+    answer_len: usize,
+    needed: *mut usize,
+) -> tsunagi_result {
+    with_endpoint(endpoint, |_| {
+        // SAFETY: the caller promises `blob_len` readable bytes at `blob`.
+        let bytes = unsafe { bytes_arg(blob, blob_len, "blob") }?;
+        Signal::from_blob(bytes)
+            .map_err(|e| FfiError::invalid(format!("signal blob is not valid: {e}")))?;
+        // SAFETY: the caller promises `answer_len` writable bytes at `answer`.
+        unsafe { crate::buffers::out_buf(answer, answer_len, "answer") }?;
+        if !needed.is_null() {
+            // SAFETY: non-null and the caller promises it is writable.
+            unsafe { needed.write(0) };
+        }
+        Err(not_supported("connecting by offer/answer blobs"))
+    })
+}
