@@ -177,6 +177,8 @@ pub fn diagnose(
         }
         report.warnings.extend(side.warnings);
     }
+    // A port-mapping gateway's external address is more evidence about NAT layers.
+    report.update_nat_layers();
     Ok(report)
 }
 
