@@ -3,7 +3,8 @@
 // - Move-only handles (tsunagi::Config, tsunagi::Endpoint) free themselves.
 // - No exceptions: every call returns tsunagi::Status or tsunagi::Result<T>
 //   (an expected-like type); works with -fno-exceptions and -fno-rtti.
-// - Strings in as std::string_view, bytes in as tsunagi::Bytes (pointer + size;
+// - SendReliable/SendUnreliable (not SendMessage: a Win32 macro) take
+//   strings as std::string_view, bytes in as tsunagi::Bytes (pointer + size;
 //   constructible from std::span under C++20).
 // - Thread-safe like the C API; no callbacks: call Endpoint::Pump and
 //   Endpoint::PollEvent on your game tick.
@@ -195,10 +196,10 @@ public:
     Status Connect(std::string_view peer, std::string_view addresses) {
         return Status(tsunagi_endpoint_connect(raw_, std::string(peer).c_str(), std::string(addresses).c_str()));
     }
-    Status SendMessage(std::string_view peer, uint16_t channel, Bytes data) {
+    Status SendReliable(std::string_view peer, uint16_t channel, Bytes data) {
         return Status(tsunagi_endpoint_send_message(raw_, std::string(peer).c_str(), channel, data.data, data.size));
     }
-    Status SendDatagram(std::string_view peer, Bytes data) {
+    Status SendUnreliable(std::string_view peer, Bytes data) {
         return Status(tsunagi_endpoint_send_datagram(raw_, std::string(peer).c_str(), data.data, data.size));
     }
     Result<size_t> DatagramLimit(std::string_view peer) const {

@@ -53,16 +53,16 @@ int main() {
     std::string alice_id = ev.peer;
 
     std::vector<uint8_t> big(3000, 7);  // larger than the first payload buffer
-    CHECK(alice.SendMessage(bob_id, 1, big).ok());
+    CHECK(alice.SendReliable(bob_id, 1, big).ok());
     CHECK(wait_for(bob, TSUNAGI_EVENT_MESSAGE, ev) && ev.channel == 1 && ev.payload == big);
 
     CHECK(bob.DatagramLimit(alice_id).value_or(0) > 1000);
-    CHECK(bob.SendDatagram(alice_id, std::string_view("tick")).ok());
+    CHECK(bob.SendUnreliable(alice_id, std::string_view("tick")).ok());
     CHECK(wait_for(alice, TSUNAGI_EVENT_DATAGRAM, ev) && ev.text() == "tick");
 
     auto stats = alice.Stats(bob_id);
     CHECK(stats.ok() && stats.value().bytes_sent > 0);
-    tsunagi::Status nc = alice.SendMessage("tsunot-a-peer", 0, std::string_view("x"));
+    tsunagi::Status nc = alice.SendReliable("tsunot-a-peer", 0, std::string_view("x"));
     CHECK(nc.code() == TSUNAGI_ERR_INVALID_ARGUMENT && std::strlen(nc.name()) > 0);
 
     std::printf("tsunagi %.*s: %d passed, %d failed\n", static_cast<int>(tsunagi::Version().size()),
