@@ -1,13 +1,19 @@
-//! `tsunagi-bench relay`: coturn 4.6.1 and tsunagi-relay, one after the other in
-//! the same run, on loopback, under the same workloads (ChannelData and Send
-//! indications; 100- and 1000-byte messages). For each it prints
-//! (a) the relay's CPU-seconds per 100k relayed messages at a fixed offered load,
-//! (b) messages/s and loss at saturation, (c) round-trip p50/p99 at a low rate,
-//! and the ratio tsunagi/coturn. CPU time is the relay process's own
-//! utime + stime from /proc, so the load generator sharing the cores does not count.
+//! `tsunagi-bench relay`: coturn 4.6.1 and tsunagi-relay in the same run, on
+//! loopback, under the same workloads (ChannelData and Send indications; 100- and
+//! 1000-byte messages). For each it prints (a) the relay's CPU-seconds per 100k
+//! relayed messages at a fixed offered load, (b) messages/s and loss at
+//! saturation, (c) round-trip p50/p99 at a low rate, and the ratio tsunagi/coturn.
+//!
+//! Fairness on a small shared machine: the relay (every thread of it) is pinned
+//! to the last CPUs and the load generator to CPU 0, the same for both relays;
+//! each workload runs coturn and tsunagi interleaved (c, t, c, t, …) so both see
+//! similar background load, and the median of the repeats is reported. CPU time
+//! is the relay process's own, from the scheduler's per-thread run times.
+
+mod process;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::relay_client::{Allocation, Credentials, Framing, frame, unframe};
+use process::{Kind, PASS, Placement, RelayProcess, USER};
 
 /// Settings of one benchmark run.
 #[derive(Debug, Clone)]
@@ -27,153 +34,15 @@ pub struct Settings {
     pub saturation: Duration,
     /// Allocations (client 5-tuples) carrying the load.
     pub flows: usize,
-    /// Relay worker threads (both relays).
+    /// Relay worker threads (both relays); capped at the cores left to the relay
+    /// when pinning.
     pub threads: usize,
     /// Round trips sampled for (c).
     pub rtt_samples: usize,
 }
 
-const USER: &str = "bench";
-const PASS: &str = "bench-password";
-const REALM: &str = "tsunagi";
-/// Linux's USER_HZ (`getconf CLK_TCK`), the unit of /proc/<pid>/stat times.
-const CLOCK_TICKS: f64 = 100.0;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Coturn,
-    Tsunagi,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Coturn => "coturn",
-            Kind::Tsunagi => "tsunagi",
-        }
-    }
-}
-
-/// A relay process, killed on drop.
-struct RelayProcess {
-    child: Child,
-    server: SocketAddr,
-}
-
-impl Drop for RelayProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl RelayProcess {
-    fn start(kind: Kind, tsunagi: &std::path::Path, threads: usize) -> anyhow::Result<Self> {
-        let port = free_udp_port()?;
-        let server: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-        let threads = threads.to_string();
-        let mut command = match kind {
-            Kind::Coturn => {
-                let mut c = Command::new("turnserver");
-                c.args(["-n", "--listening-ip", "127.0.0.1", "--listening-port"])
-                    .arg(port.to_string())
-                    .args([
-                        "--relay-ip",
-                        "127.0.0.1",
-                        "--min-port",
-                        "50000",
-                        "--max-port",
-                        "50999",
-                    ])
-                    .args([
-                        "--lt-cred-mech",
-                        "--user",
-                        &format!("{USER}:{PASS}"),
-                        "--realm",
-                        REALM,
-                    ])
-                    .args(["--relay-threads", &threads, "--allow-loopback-peers"])
-                    .args([
-                        "--no-cli",
-                        "--no-tls",
-                        "--no-dtls",
-                        "--no-tcp",
-                        "--no-tcp-relay",
-                    ])
-                    .args(["--no-stdout-log", "--log-file", "/dev/null", "--simple-log"])
-                    .args(["--pidfile", "/dev/null"]);
-                c
-            }
-            Kind::Tsunagi => {
-                let mut c = Command::new(tsunagi);
-                c.args(["--listen", &server.to_string(), "--threads", &threads])
-                    .args([
-                        "--log",
-                        "error",
-                        "--user",
-                        &format!("{USER}:{PASS}"),
-                        "--realm",
-                        REALM,
-                    ])
-                    .args([
-                        "--relay-ip",
-                        "127.0.0.1",
-                        "--min-port",
-                        "51000",
-                        "--max-port",
-                        "51999",
-                    ])
-                    .args(["--allow-peer", "127.0.0.0/8", "--max-bytes-per-sec", "0"]);
-                c
-            }
-        };
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", kind.name()))?;
-        let relay = RelayProcess { child, server };
-        wait_for_binding(server).with_context(|| format!("{} did not answer STUN", kind.name()))?;
-        Ok(relay)
-    }
-
-    /// The process's CPU time so far (all threads), in seconds.
-    fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // Fields after the parenthesised command name; utime and stime are 14 and 15.
-        let rest = stat
-            .rsplit_once(')')
-            .map(|(_, r)| r)
-            .context("odd /proc stat")?;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| -> anyhow::Result<f64> {
-            Ok(fields.get(i).context("short /proc stat")?.parse::<f64>()?)
-        };
-        Ok((ticks(11)? + ticks(12)?) / CLOCK_TICKS)
-    }
-}
-
-fn free_udp_port() -> anyhow::Result<u16> {
-    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn wait_for_binding(server: SocketAddr) -> anyhow::Result<()> {
-    use tsunagi::stun::{Class, MessageBuilder, Method, TransactionId};
-    let socket = UdpSocket::bind("127.0.0.1:0")?;
-    socket.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let request =
-        MessageBuilder::new(Class::Request, Method::BINDING, TransactionId::new([7; 12])).finish();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buf = [0u8; 1500];
-    while Instant::now() < deadline {
-        socket.send_to(&request, server)?;
-        if socket.recv_from(&mut buf).is_ok() {
-            return Ok(());
-        }
-    }
-    bail!("no Binding response from {server} in 10 s")
-}
+/// Receive buffer asked for the peer socket (capped by `net.core.rmem_max`).
+const PEER_BUFFER: usize = 4 << 20;
 
 /// Load from `flows` allocations to one peer socket.
 struct Load {
@@ -184,6 +53,9 @@ struct Load {
 impl Load {
     fn new(server: SocketAddr, flows: usize, framing: Framing) -> anyhow::Result<Load> {
         let peer = UdpSocket::bind("127.0.0.1:0")?;
+        // The peer shares its core with the sender: a large buffer keeps its
+        // own drops (while descheduled) out of the relay's figures.
+        let _ = socket2::SockRef::from(&peer).set_recv_buffer_size(PEER_BUFFER);
         let peer_addr = peer.local_addr()?;
         let credentials = Credentials {
             username: USER.into(),
@@ -403,7 +275,108 @@ fn build_tsunagi() -> anyhow::Result<std::path::PathBuf> {
     Ok(path)
 }
 
-/// Runs the whole comparison and prints the table.
+/// Knobs beyond the command-line flags, from the environment:
+/// `TSUNAGI_BENCH_REPEATS` (default 3), `TSUNAGI_BENCH_ONLY` (`coturn` or
+/// `tsunagi`, for profiling one of them), `TSUNAGI_BENCH_PIN=0` (no pinning).
+#[derive(Debug, Clone)]
+struct Extra {
+    repeats: usize,
+    kinds: Vec<Kind>,
+    pin: bool,
+}
+
+impl Extra {
+    fn from_env() -> Extra {
+        let var = |name: &str| std::env::var(name).unwrap_or_default();
+        let repeats = var("TSUNAGI_BENCH_REPEATS")
+            .parse()
+            .unwrap_or(3usize)
+            .max(1);
+        let kinds = match var("TSUNAGI_BENCH_ONLY").as_str() {
+            "coturn" => vec![Kind::Coturn],
+            "tsunagi" => vec![Kind::Tsunagi],
+            _ => vec![Kind::Coturn, Kind::Tsunagi],
+        };
+        Extra {
+            repeats,
+            kinds,
+            pin: var("TSUNAGI_BENCH_PIN") != "0",
+        }
+    }
+}
+
+/// Where the relay and the generator run: with pinning on a machine of `cores`,
+/// the relay gets the last `threads` cores (leaving at least CPU 0) and the
+/// generator the rest.
+fn placement(threads: usize, pin: bool, cores: usize) -> (Placement, Option<String>) {
+    if !pin || cores < 2 {
+        return (
+            Placement {
+                threads,
+                cpus: None,
+            },
+            None,
+        );
+    }
+    let threads = threads.clamp(1, cores - 1);
+    let first = cores - threads;
+    let relay = if threads == 1 {
+        first.to_string()
+    } else {
+        format!("{first}-{}", cores - 1)
+    };
+    let generator = if first == 1 {
+        "0".to_string()
+    } else {
+        format!("0-{}", first - 1)
+    };
+    (
+        Placement {
+            threads,
+            cpus: Some(relay),
+        },
+        Some(generator),
+    )
+}
+
+/// The median of each figure over the repeats (each column on its own).
+fn median(runs: &[Figures]) -> Option<Figures> {
+    let of = |f: fn(&Figures) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    Some(Figures {
+        cpu_per_100k: of(|f| f.cpu_per_100k)?,
+        fixed_loss: of(|f| f.fixed_loss)?,
+        sat_rate: of(|f| f.sat_rate)?,
+        sat_loss: of(|f| f.sat_loss)?,
+        p50_us: of(|f| f.p50_us)?,
+        p99_us: of(|f| f.p99_us)?,
+    })
+}
+
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn print_row(workload: &str, relay: &str, run: &str, f: &Figures, note: &str) {
+    println!(
+        "{workload:<14} {relay:<8} {run:>4} {:>11.3} {:>8.2}% {:>11.0} {:>8.2}% {:>8.1} {:>8.1}  {note}",
+        f.cpu_per_100k,
+        f.fixed_loss * 100.0,
+        f.sat_rate,
+        f.sat_loss * 100.0,
+        f.p50_us,
+        f.p99_us
+    );
+}
+
+/// Runs the whole comparison and prints every run, the medians and the ratios.
 pub fn run(settings: &Settings) -> anyhow::Result<()> {
     let tsunagi = build_tsunagi()?;
     if Command::new("turnserver")
@@ -413,26 +386,41 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
     {
         bail!("coturn's `turnserver` is not installed (apt-get install coturn)");
     }
+    let extra = Extra::from_env();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let (placement, generator) = placement(settings.threads, extra.pin, cores);
+    if let Some(cpus) = &generator {
+        process::pin_self(cpus)?;
+    }
     let rmem = std::fs::read_to_string("/proc/sys/net/core/rmem_max").unwrap_or_default();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "relay benchmark: {} msgs at {}/s (a), {:?} saturation with {} flows (b), {} round trips (c); {} relay threads",
+        "relay benchmark: {} msgs at {}/s (a), {:?} saturation with {} flows (b), {} round trips (c); median of {} interleaved runs",
         settings.messages,
         settings.rate,
         settings.saturation,
         settings.flows,
         settings.rtt_samples,
-        settings.threads
+        extra.repeats,
     );
     println!(
-        "cores: {}; loadavg at start: {}; net.core.rmem_max: {}",
-        std::thread::available_parallelism().map_or(0, usize::from),
-        load.trim(),
-        rmem.trim()
+        "cores: {cores}; relay: {} thread(s) on CPU {}; generator on CPU {}; net.core.rmem_max: {}; loadavg at start: {}",
+        placement.threads,
+        placement.cpus.as_deref().unwrap_or("any"),
+        generator.as_deref().unwrap_or("any"),
+        rmem.trim(),
+        load_average()
     );
     println!(
-        "{:<16} {:<8} {:>11} {:>9} {:>12} {:>9} {:>8} {:>8}",
-        "workload", "relay", "CPU-s/100k", "loss(a)", "sat msgs/s", "loss(b)", "p50 µs", "p99 µs"
+        "{:<14} {:<8} {:>4} {:>11} {:>9} {:>11} {:>9} {:>8} {:>8}  loadavg",
+        "workload",
+        "relay",
+        "run",
+        "CPU-s/100k",
+        "loss(a)",
+        "sat msg/s",
+        "loss(b)",
+        "p50 µs",
+        "p99 µs"
     );
     let workloads = [
         (Framing::Channel, 100),
@@ -441,41 +429,45 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
         (Framing::Send, 1000),
     ];
     for (framing, size) in workloads {
-        let name = format!(
-            "{} {size}B",
-            if framing == Framing::Channel {
-                "channel"
-            } else {
-                "send"
-            }
-        );
-        let mut figures = Vec::new();
-        for kind in [Kind::Coturn, Kind::Tsunagi] {
-            let result = RelayProcess::start(kind, &tsunagi, settings.threads)
-                .and_then(|relay| measure(&relay, framing, size, settings));
-            match result {
-                Ok(f) => {
-                    println!(
-                        "{:<16} {:<8} {:>11.3} {:>8.2}% {:>12.0} {:>8.2}% {:>8.1} {:>8.1}",
-                        name,
-                        kind.name(),
-                        f.cpu_per_100k,
-                        f.fixed_loss * 100.0,
-                        f.sat_rate,
-                        f.sat_loss * 100.0,
-                        f.p50_us,
-                        f.p99_us
-                    );
-                    figures.push(f);
+        let kind_name = match framing {
+            Framing::Channel => "channel",
+            Framing::Send => "send",
+        };
+        let name = format!("{kind_name} {size}B");
+        let mut runs: Vec<(Kind, Figures)> = Vec::new();
+        for repeat in 1..=extra.repeats {
+            for &kind in &extra.kinds {
+                let result = RelayProcess::start(kind, &tsunagi, &placement).and_then(|relay| {
+                    eprintln!("# {name} {} run {repeat}: pid {}", kind.name(), relay.id());
+                    measure(&relay, framing, size, settings)
+                });
+                match result {
+                    Ok(f) => {
+                        print_row(&name, kind.name(), &repeat.to_string(), &f, &load_average());
+                        runs.push((kind, f));
+                    }
+                    Err(e) => println!("{name:<14} {:<8} {repeat:>4} failed: {e:#}", kind.name()),
                 }
-                Err(e) => println!("{:<16} {:<8} failed: {e:#}", name, kind.name()),
             }
         }
-        if let [c, t] = figures[..] {
+        let of = |k: Kind| -> Vec<Figures> {
+            runs.iter()
+                .filter(|(kind, _)| *kind == k)
+                .map(|(_, f)| *f)
+                .collect()
+        };
+        let coturn = median(&of(Kind::Coturn));
+        let ours = median(&of(Kind::Tsunagi));
+        for (kind, f) in [(Kind::Coturn, coturn), (Kind::Tsunagi, ours)] {
+            if let Some(f) = f {
+                print_row(&name, kind.name(), "med", &f, "");
+            }
+        }
+        if let (Some(c), Some(t)) = (coturn, ours) {
             println!(
-                "{:<16} {:<8} {:>11.2} {:>9} {:>12.2} {:>9} {:>8.2} {:>8.2}   (packets per CPU-second: tsunagi {:.2}× coturn)",
-                name,
+                "{name:<14} {:<8} {:>4} {:>11.2} {:>9} {:>11.2} {:>9} {:>8.2} {:>8.2}  packets per CPU-second: tsunagi {:.2}x coturn",
                 "t/c",
+                "",
                 t.cpu_per_100k / c.cpu_per_100k,
                 "",
                 t.sat_rate / c.sat_rate,
@@ -486,5 +478,42 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
             );
         }
     }
+    println!("loadavg at end: {}", load_average());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placement_leaves_cpu_zero_to_the_generator() {
+        let (p, g) = placement(2, true, 2);
+        assert_eq!(
+            (p.threads, p.cpus.as_deref(), g.as_deref()),
+            (1, Some("1"), Some("0"))
+        );
+        let (p, g) = placement(2, true, 8);
+        assert_eq!(
+            (p.threads, p.cpus.as_deref(), g.as_deref()),
+            (2, Some("6-7"), Some("0-5"))
+        );
+        let (p, g) = placement(2, false, 8);
+        assert_eq!((p.threads, p.cpus, g), (2, None, None));
+    }
+
+    #[test]
+    fn median_is_per_column() {
+        let f = |x: f64| Figures {
+            cpu_per_100k: x,
+            fixed_loss: 0.0,
+            sat_rate: 10.0 - x,
+            sat_loss: 0.0,
+            p50_us: x,
+            p99_us: x,
+        };
+        let m = median(&[f(3.0), f(1.0), f(2.0)]).map(|m| (m.cpu_per_100k, m.sat_rate));
+        assert_eq!(m, Some((2.0, 8.0)));
+        assert!(median(&[]).is_none());
+    }
 }

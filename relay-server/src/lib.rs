@@ -29,6 +29,7 @@ mod auth;
 mod binding;
 pub mod config;
 mod counters;
+mod datagrams;
 pub mod health;
 pub mod metrics;
 pub mod policy;
@@ -40,6 +41,7 @@ pub mod turn_flags;
 pub mod udp;
 
 pub use counters::Counters;
+pub use datagrams::{Datagram, Datagrams};
 pub use policy::{Cidr, CidrError};
 pub use server::{Rfc5780Addresses, Server, ServerConfig, Transmit};
 pub use shared::Shared;

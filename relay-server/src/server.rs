@@ -11,6 +11,7 @@ use tsunagi::stun::{
 
 use crate::binding;
 use crate::counters::Counters;
+use crate::datagrams::Datagrams;
 use crate::rendezvous::Rendezvous;
 use crate::shared::Shared;
 use crate::turn::ports::{RelaySockets, VirtualSockets};
@@ -261,9 +262,63 @@ impl Server {
         packet: &[u8],
         out: &mut Vec<Transmit>,
     ) {
+        let mut data = Datagrams::default();
+        self.handle_peer_data(now, relayed, peer, packet, &mut data);
+        data.drain_into(out);
+    }
+
+    /// [`Server::handle_relayed`] for drivers: appends the ChannelData or Data
+    /// indication for the client to `out` with no allocation per datagram.
+    pub fn handle_peer_data(
+        &mut self,
+        now: Instant,
+        relayed: SocketAddr,
+        peer: SocketAddr,
+        packet: &[u8],
+        out: &mut Datagrams,
+    ) {
         if let Some(turn) = &mut self.turn {
             turn.handle_relayed(now, relayed, peer, packet, out);
         }
+    }
+
+    /// The data path from clients, for drivers: if `packet` (received on the
+    /// listening address `local` from `from`) is ChannelData or a Send
+    /// indication, relays it (appending to `out`, no allocation per datagram)
+    /// or drops it, and returns `true`. Returns `false`, having done nothing,
+    /// for anything else: pass that to [`Server::handle_at`].
+    pub fn handle_client_data(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        from: SocketAddr,
+        packet: &[u8],
+        out: &mut Datagrams,
+    ) -> bool {
+        let Some(turn) = &mut self.turn else {
+            return false;
+        };
+        match classify(packet) {
+            PacketKind::ChannelData => turn.handle_channel_data(now, local, from, packet, out),
+            // RFC 5766 channels 0x5000-0x7FFF (coturn's clients use them).
+            PacketKind::Quic if matches!(packet.first(), Some(0x50..=0x7F)) => {
+                turn.handle_channel_data(now, local, from, packet, out);
+            }
+            // A Send indication (method 0x006, class indication) that decodes;
+            // anything else, malformed ones included, takes the general path.
+            PacketKind::Stun if packet.get(..2) == Some(&[0x00, 0x16]) => {
+                let Ok(message) = Message::decode(packet) else {
+                    return false;
+                };
+                if message.has_fingerprint() && message.verify_fingerprint().is_err() {
+                    tracing::debug!(%from, "dropping message with a bad FINGERPRINT");
+                } else {
+                    turn.handle_send(now, local, from, &message, out);
+                }
+            }
+            _ => return false,
+        }
+        true
     }
 
     /// The configuration.
@@ -293,15 +348,13 @@ impl Server {
         packet: &[u8],
         out: &mut Vec<Transmit>,
     ) {
-        match (classify(packet), &mut self.turn) {
-            (PacketKind::Stun, _) => self.handle_stun(now, local, from, packet, out),
-            (PacketKind::ChannelData, Some(turn)) => {
-                turn.handle_channel_data(now, local, from, packet, out);
-            }
-            // RFC 5766 channels 0x5000-0x7FFF (coturn's clients use them).
-            (PacketKind::Quic, Some(turn)) if matches!(packet.first(), Some(0x50..=0x7F)) => {
-                turn.handle_channel_data(now, local, from, packet, out);
-            }
+        let mut data = Datagrams::default();
+        if self.handle_client_data(now, local, from, packet, &mut data) {
+            data.drain_into(out);
+            return;
+        }
+        match classify(packet) {
+            PacketKind::Stun => self.handle_stun(now, local, from, packet, out),
             _ => {
                 Counters::bump(&self.counters.malformed);
                 tracing::trace!(%from, len = packet.len(), "dropping datagram that is not ours");
@@ -362,7 +415,9 @@ impl Server {
                 }
             }
             (Class::Indication, Method::SEND, Some(turn)) => {
-                turn.handle_send(now, local, from, &message, out);
+                let mut data = Datagrams::default();
+                turn.handle_send(now, local, from, &message, &mut data);
+                data.drain_into(out);
             }
             (Class::Request, method, _) => {
                 tracing::debug!(%from, %method, "request for a method this server does not serve");

@@ -10,8 +10,11 @@
 //!   a client's state lives in the worker its 5-tuple hashes to, and so do the
 //!   relay sockets that worker opens for it.
 //! - **Batched I/O** through `quinn-udp`: `recvmmsg` (up to 32 datagrams a call,
-//!   with GRO where the kernel offers it), and runs of equal-size datagrams to
-//!   one destination leave in one `sendmsg` with GSO.
+//!   with GRO where the kernel offers it); each batch's answers leave in one
+//!   `sendmmsg` per socket, many destinations per call, and runs of equal-size
+//!   datagrams to one destination as one GSO message (`udp/sendmmsg.rs`).
+//! - **No allocation per datagram** on the data path: the core appends relayed
+//!   datagrams to one reused buffer ([`crate::Datagrams`]).
 //! - **Readiness** with `mio` (epoll): a worker sleeps until one of its sockets
 //!   is readable or the shutdown tick (100 ms) passes.
 
@@ -35,6 +38,7 @@ use crate::turn::TurnConfig;
 /// Most peers the rendezvous service holds at once (about 200 bytes each).
 const RENDEZVOUS_MAX_PEERS: usize = 100_000;
 
+mod sendmmsg;
 mod worker;
 
 /// How many times to retry binding the four RFC 5780 sockets when ports are

@@ -3,15 +3,18 @@
 //! channel is bound) or Data indications. Anything without an allocation, a
 //! permission, a bound channel, or bandwidth left is dropped and counted; a
 //! dropped datagram is never answered.
+//!
+//! This is the per-datagram path: it appends to [`Datagrams`] (no allocation
+//! per datagram) and logs only at trace level.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use tsunagi::stun::{Attribute, Class, Message, MessageBuilder, Method};
+use tsunagi::stun::{Attribute, Message};
 
-use super::{Turn, legacy};
+use super::{Turn, framing, legacy};
 use crate::counters::Counters;
-use crate::server::Transmit;
+use crate::datagrams::Datagrams;
 
 /// Where client data goes.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +34,7 @@ impl Turn {
         (local, from): (SocketAddr, SocketAddr),
         target: Target,
         data: &[u8],
-        out: &mut Vec<Transmit>,
+        out: &mut Datagrams,
     ) {
         let drop = |counters: &Counters, why: &str| {
             Counters::bump(&counters.unpermitted_drops);
@@ -71,11 +74,7 @@ impl Turn {
         }
         Counters::bump(&self.counters.packets_to_peers);
         Counters::add(&self.counters.bytes_to_peers, data.len() as u64);
-        out.push(Transmit {
-            local: relayed,
-            destination: peer,
-            payload: data.to_vec(),
-        });
+        out.push(relayed, peer, data);
     }
 
     /// A Send indication from a client.
@@ -85,7 +84,7 @@ impl Turn {
         local: SocketAddr,
         from: SocketAddr,
         indication: &Message<'_>,
-        out: &mut Vec<Transmit>,
+        out: &mut Datagrams,
     ) {
         let mut peer = None;
         let mut data = None;
@@ -116,7 +115,7 @@ impl Turn {
         local: SocketAddr,
         from: SocketAddr,
         packet: &[u8],
-        out: &mut Vec<Transmit>,
+        out: &mut Datagrams,
     ) {
         match legacy::decode_channel_data(packet) {
             Some((channel, data)) => {
@@ -136,12 +135,12 @@ impl Turn {
         relayed: SocketAddr,
         peer: SocketAddr,
         data: &[u8],
-        out: &mut Vec<Transmit>,
+        out: &mut Datagrams,
     ) {
         let Some(id) = self.allocations.by_relayed(relayed) else {
             return;
         };
-        let tid = self.transaction_id();
+        let tid = self.transaction_id_bytes();
         let Some(allocation) = self.allocations.get_mut(id) else {
             return;
         };
@@ -154,30 +153,19 @@ impl Turn {
             Counters::bump(&self.counters.bandwidth_drops);
             return;
         }
-        let mut payload = Vec::with_capacity(data.len() + 48);
-        match allocation.channels.channel(peer, now) {
-            Some(channel) => {
-                if !legacy::encode_channel_data(channel, data, &mut payload) {
-                    return;
-                }
-            }
-            None => {
-                let mut b = MessageBuilder::new(Class::Indication, Method::DATA, tid);
-                if b.add(&Attribute::XorPeerAddress(peer)).is_err()
-                    || b.add(&Attribute::Data(data)).is_err()
-                {
-                    // Too large to fit an indication: drop, as a router would.
-                    return;
-                }
-                payload = b.finish();
-            }
+        let channel = allocation.channels.channel(peer, now);
+        let queued = out.push_with(
+            allocation.local,
+            allocation.client,
+            |buffer| match channel {
+                Some(channel) => legacy::encode_channel_data(channel, data, buffer),
+                // Too large to fit an indication: dropped, as a router would.
+                None => framing::encode_data_indication(&tid, peer, data, buffer),
+            },
+        );
+        if queued {
+            Counters::bump(&self.counters.packets_to_clients);
+            Counters::add(&self.counters.bytes_to_clients, data.len() as u64);
         }
-        Counters::bump(&self.counters.packets_to_clients);
-        Counters::add(&self.counters.bytes_to_clients, data.len() as u64);
-        out.push(Transmit {
-            local: allocation.local,
-            destination: allocation.client,
-            payload,
-        });
     }
 }

@@ -17,6 +17,7 @@ mod allocate;
 mod allocation;
 mod channels;
 mod data;
+mod framing;
 mod legacy;
 mod peers;
 mod permissions;
@@ -189,7 +190,7 @@ impl Turn {
 
     /// A transaction ID for a Data indication (unpredictable enough that a peer
     /// cannot learn anything from it; not a secret).
-    fn transaction_id(&mut self) -> tsunagi::stun::TransactionId {
+    fn transaction_id_bytes(&mut self) -> [u8; 12] {
         let mut bytes = [0u8; 12];
         for chunk in bytes.chunks_mut(4) {
             self.rng ^= self.rng << 13;
@@ -197,7 +198,7 @@ impl Turn {
             self.rng ^= self.rng << 17;
             chunk.copy_from_slice(&self.rng.to_le_bytes()[..chunk.len()]);
         }
-        tsunagi::stun::TransactionId::new(bytes)
+        bytes
     }
 
     /// The next allocation expiry.

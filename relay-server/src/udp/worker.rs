@@ -5,6 +5,7 @@
 
 use std::io::{self, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,7 +13,9 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 use quinn_udp::{BATCH_SIZE, RecvMeta, UdpSocketState};
 
+use super::sendmmsg::{self, Outgoing};
 use super::{SocketIndex, StartError};
+use crate::datagrams::Datagrams;
 use crate::metrics::{DriverCounters, Registry};
 use crate::server::{Server, Transmit};
 use crate::turn::ports::RelaySockets;
@@ -22,8 +25,6 @@ const TICK: Duration = Duration::from_millis(100);
 /// Receive buffer per datagram slot: the largest UDP payload, which also holds a
 /// GRO train (the kernel caps those at 64 KiB).
 const SLOT: usize = 64 * 1024;
-/// Largest GSO send (the kernel's limit is one 64 KiB UDP datagram).
-const GSO_MAX_BYTES: usize = 60 * 1024;
 /// Receive batches per socket before the worker looks at the others again.
 const ROUNDS_PER_WAKE: usize = 8;
 
@@ -43,6 +44,8 @@ struct Endpoint {
     kind: Kind,
     socket: mio::net::UdpSocket,
     state: UdpSocketState,
+    /// GSO segments per send (1 once the kernel refused GSO on this socket).
+    gso_segments: usize,
 }
 
 /// A relayed socket opened or closed by the core, waiting for the worker.
@@ -106,8 +109,12 @@ pub(crate) struct Worker {
     stop: Arc<AtomicBool>,
     /// `BATCH_SIZE` receive slots of `SLOT` bytes, reused for every batch.
     recv: Vec<u8>,
-    out: Vec<Transmit>,
-    gso: Vec<u8>,
+    /// What a batch sends, packed in one buffer reused for every batch.
+    out: Datagrams,
+    /// Answers from the general (control) path, moved into `out` per batch.
+    control: Vec<Transmit>,
+    /// `out`'s datagrams as (socket slot, index), sorted for sending.
+    order: Vec<(usize, usize)>,
     /// Sockets that may still hold datagrams (mio is edge-triggered).
     ready: Vec<usize>,
 }
@@ -137,8 +144,9 @@ impl Worker {
             counters,
             stop,
             recv: vec![0; BATCH_SIZE * SLOT],
-            out: Vec::with_capacity(BATCH_SIZE * 2),
-            gso: Vec::with_capacity(GSO_MAX_BYTES),
+            out: Datagrams::default(),
+            control: Vec::new(),
+            order: Vec::with_capacity(BATCH_SIZE * 2),
             ready: Vec::new(),
         })
     }
@@ -158,6 +166,7 @@ impl Worker {
 
     fn add(&mut self, local: SocketAddr, kind: Kind, socket: UdpSocket) -> io::Result<()> {
         let state = UdpSocketState::new((&socket).into())?;
+        let gso_segments = state.max_gso_segments().max(1);
         let mut socket = mio::net::UdpSocket::from_std(socket);
         let slot = self.free.pop().unwrap_or(self.endpoints.len());
         self.poll
@@ -168,6 +177,7 @@ impl Worker {
             kind,
             socket,
             state,
+            gso_segments,
         });
         match self.endpoints.get_mut(slot) {
             Some(entry) => *entry = endpoint,
@@ -255,13 +265,16 @@ impl Worker {
     }
 
     /// Receives one batch on endpoint `slot`, handles it and sends the answers.
-    /// Returns whether the socket may hold more.
+    /// Returns whether the socket may hold more: a short batch means it was
+    /// drained, and epoll (edge-triggered, an edge per arrival) reports the next
+    /// datagram, so no extra `recvmmsg` is spent to see `EAGAIN`.
     fn receive_batch(&mut self, slot: usize) -> bool {
         let Worker {
             endpoints,
             server,
             recv,
             out,
+            control,
             counters,
             ..
         } = self;
@@ -270,8 +283,10 @@ impl Worker {
         };
         let mut meta = [RecvMeta::default(); BATCH_SIZE];
         let received = {
-            let mut slices: Vec<IoSliceMut<'_>> =
-                recv.chunks_mut(SLOT).map(IoSliceMut::new).collect();
+            let mut slices: [IoSliceMut<'_>; BATCH_SIZE] = {
+                let mut chunks = recv.chunks_mut(SLOT);
+                std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()))
+            };
             endpoint
                 .state
                 .recv((&endpoint.socket).into(), &mut slices, &mut meta)
@@ -301,11 +316,13 @@ impl Worker {
                 bytes += packet.len() as u64;
                 match endpoint.kind {
                     Kind::Listening => {
-                        requests += u64::from(is_stun_request(packet));
-                        server.handle_at(now, endpoint.local, meta.addr, packet, out);
+                        if !server.handle_client_data(now, endpoint.local, meta.addr, packet, out) {
+                            requests += u64::from(is_stun_request(packet));
+                            server.handle_at(now, endpoint.local, meta.addr, packet, control);
+                        }
                     }
                     Kind::Relayed => {
-                        server.handle_relayed(now, endpoint.local, meta.addr, packet, out);
+                        server.handle_peer_data(now, endpoint.local, meta.addr, packet, out);
                     }
                 }
             }
@@ -316,77 +333,70 @@ impl Worker {
         }
         self.apply_relay_changes();
         self.flush();
-        true
+        count == BATCH_SIZE
     }
 
-    /// Sends everything in `out`: runs of equal-size datagrams from one socket
-    /// to one destination go out as one GSO send.
+    /// Sends everything queued: per socket one `sendmmsg` (see
+    /// [`sendmmsg::send`]), datagrams grouped by destination (order kept per
+    /// destination) so each run to one destination leaves as one GSO message.
     fn flush(&mut self) {
         let Worker {
             endpoints,
             by_local,
             out,
-            gso,
+            control,
+            order,
             counters,
             ..
         } = self;
-        let mut rest: &[Transmit] = out;
-        while let Some(first) = rest.first() {
-            let endpoint = by_local
-                .get(&first.local)
-                .and_then(|&slot| endpoints.get(slot))
-                .and_then(Option::as_ref);
-            let Some(endpoint) = endpoint else {
-                tracing::debug!(local = %first.local, "no socket for a datagram's source address");
-                rest = rest.get(1..).unwrap_or_default();
+        for t in control.drain(..) {
+            out.push(t.local, t.destination, &t.payload);
+        }
+        order.clear();
+        let mut last: Option<(SocketAddr, usize)> = None;
+        for (i, d) in out.iter().enumerate() {
+            let slot = match last {
+                Some((local, slot)) if local == d.local => slot,
+                _ => {
+                    let Some(&slot) = by_local.get(&d.local) else {
+                        tracing::debug!(local = %d.local, "no socket for a datagram's source address");
+                        continue;
+                    };
+                    last = Some((d.local, slot));
+                    slot
+                }
+            };
+            order.push((slot, i));
+        }
+        // Stable: datagrams to one destination keep their order.
+        order.sort_by_key(|&(slot, i)| (slot, out.get(i).map(|d| d.destination)));
+        let mut outgoing: Vec<Outgoing<'_>> = Vec::with_capacity(order.len());
+        let mut rest = order.as_slice();
+        while let Some(&(slot, _)) = rest.first() {
+            let run = rest.iter().take_while(|(s, _)| *s == slot).count();
+            let (group, remaining) = rest.split_at(run);
+            rest = remaining;
+            let Some(Some(endpoint)) = endpoints.get_mut(slot) else {
                 continue;
             };
-            let size = first.payload.len();
-            let max = endpoint
-                .state
-                .max_gso_segments()
-                .min(GSO_MAX_BYTES / size.max(1))
-                .max(1);
-            let run = rest
-                .iter()
-                .take(max)
-                .take_while(|t| {
-                    t.local == first.local
-                        && t.destination == first.destination
-                        && t.payload.len() == size
+            outgoing.clear();
+            outgoing.extend(group.iter().filter_map(|&(_, i)| {
+                let d = out.get(i)?;
+                Some(Outgoing {
+                    destination: d.destination,
+                    payload: d.payload,
                 })
-                .count()
-                .max(1);
-            let (batch, remaining) = rest.split_at(run.min(rest.len()));
-            rest = remaining;
-            let (contents, segment_size) = if batch.len() == 1 {
-                (first.payload.as_slice(), None)
-            } else {
-                gso.clear();
-                for t in batch {
-                    gso.extend_from_slice(&t.payload);
-                }
-                (gso.as_slice(), Some(size))
-            };
-            let transmit = quinn_udp::Transmit {
-                destination: first.destination,
-                ecn: None,
-                contents,
-                segment_size,
-                src_ip: None,
-            };
-            match endpoint
-                .state
-                .try_send((&endpoint.socket).into(), &transmit)
-            {
-                Ok(()) => counters.count_sent(batch.len() as u64, contents.len() as u64),
-                Err(e) => {
-                    // UDP: a full send buffer or an ICMP error drops the datagram.
-                    counters.count_send_error();
-                    tracing::trace!(to = %first.destination, error = %e, "send failed");
-                }
+            }));
+            let sent = sendmmsg::send(endpoint.socket.as_fd(), &outgoing, endpoint.gso_segments);
+            if sent.gso_refused {
+                endpoint.gso_segments = 1;
+            }
+            counters.count_sent(sent.datagrams, sent.bytes);
+            for _ in 0..sent.errors {
+                counters.count_send_error();
             }
         }
+        drop(outgoing);
         out.clear();
     }
 }
