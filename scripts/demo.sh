@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# The main job, for now: build a sample topology of real NATs in network namespaces,
-# show it, send probes across it, and tear it down. Needs root (network namespaces).
+# The main job: two players on this machine connect through an embedded Tsunagi relay,
+# play a short game-like exchange, and switch from the relay to a direct path.
+# Needs no root and no server. (The NAT lab demo is `sudo cargo run -p natlab -- demo`.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [[ $EUID -ne 0 ]]; then
-  echo "the NAT lab needs root (it creates network namespaces); run: sudo $0" >&2
-  exit 1
+if ! command -v cargo >/dev/null; then
+  if [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  else
+    echo "installing the Rust toolchain with rustup (https://rustup.rs)"
+    if ! command -v curl >/dev/null || ! command -v cc >/dev/null; then
+      if [[ $EUID -eq 0 ]]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl ca-certificates gcc libc6-dev >/dev/null
+      else
+        echo "curl and a C compiler are needed: sudo apt-get install curl gcc" >&2
+        exit 1
+      fi
+    fi
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
 fi
-if ! command -v cargo >/dev/null && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
-  export PATH="$HOME/.cargo/bin:$PATH"
-fi
-need=()
-for p in nftables conntrack iproute2 iptables tayga miniupnpd miniupnpc; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
-done
-if ((${#need[@]})); then
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-exec cargo run --release --quiet -p natlab -- demo "$@"
+exec cargo run --release --quiet -p tsunagi-cli -- demo "$@"
