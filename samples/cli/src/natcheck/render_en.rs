@@ -435,6 +435,12 @@ fn timer(r: &Report, cancelled: bool) -> Option<String> {
     if r.quick && b.is_none() {
         return Some("not measured (quick check; run without --quick)".to_owned());
     }
+    if b.is_none()
+        && r.behind_nat() == Some(false)
+        && r.filtering == Some(Behaviour::EndpointIndependent)
+    {
+        return Some("not applicable (no NAT or firewall: nothing times out)".to_owned());
+    }
     let b = b?;
     Some(match b.upper_s {
         Some(upper) => format!(

@@ -405,6 +405,15 @@ fn timer(r: &Report, cancelled: bool) -> Option<String> {
     if r.quick && b.is_none() {
         return Some("未測定（簡易チェック。--quick なしで実行すると測定します）".to_owned());
     }
+    if b.is_none()
+        && r.behind_nat() == Some(false)
+        && r.filtering == Some(Behaviour::EndpointIndependent)
+    {
+        return Some(
+            "該当なし（NAT もファイアウォールもないため、時間切れになるものがありません）"
+                .to_owned(),
+        );
+    }
     let b = b?;
     Some(match b.upper_s {
         Some(upper) => format!(

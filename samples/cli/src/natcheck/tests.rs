@@ -392,3 +392,18 @@ fn ipv6_only_is_not_called_unreachable() {
     assert!(en(&r).contains("IPv6 works but the server did not answer over IPv4"));
     assert!(ja(&r).contains("IPv6 は使えますが"));
 }
+
+#[test]
+fn a_full_check_without_nat_has_no_timer_to_measure() {
+    let r = report(Some(EndpointIndependent), Some(EndpointIndependent), false);
+    assert!(
+        en(&r).contains("not applicable (no NAT or firewall"),
+        "{}",
+        en(&r)
+    );
+    assert!(
+        ja(&r).contains("該当なし（NAT もファイアウォールもない"),
+        "{}",
+        ja(&r)
+    );
+}
