@@ -12,16 +12,26 @@ pub fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// The profile directory holding `libtsunagi_ffi.a` / `.so` (this test runs from its `deps/`).
+/// The directory holding `libtsunagi_ffi.a` and `.so`: the profile directory after
+/// `cargo build`, or its `deps/` when only `cargo test` built the crate (this test
+/// runs from `deps/`, and cargo does not copy a test build's libraries up).
 pub fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    assert!(
-        dir.join("libtsunagi_ffi.a").exists() && dir.join("libtsunagi_ffi.so").exists(),
-        "libtsunagi_ffi.a/.so not found in {}: build the crate first",
-        dir.display()
+    let deps = exe.parent().unwrap().to_path_buf();
+    let profile = deps.parent().unwrap().to_path_buf();
+    let has_both = |dir: &Path| {
+        dir.join("libtsunagi_ffi.a").exists() && dir.join("libtsunagi_ffi.so").exists()
+    };
+    // deps/ first: it always holds the library this test binary was built with.
+    for dir in [deps, profile] {
+        if has_both(&dir) {
+            return dir;
+        }
+    }
+    panic!(
+        "libtsunagi_ffi.a/.so not found next to {}: build the crate first",
+        exe.display()
     );
-    dir
 }
 
 /// A fresh scratch directory for build outputs of `name`.
