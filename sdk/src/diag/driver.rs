@@ -19,7 +19,6 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::hops;
 use super::probe::{Output, ProbeConfig, Prober, Progress};
 use super::report::Report;
 use super::txn::{MAIN_SOCKET, SocketId};
@@ -265,10 +264,10 @@ async fn trace_path(
     let cancel = cancel.clone();
     let seed = seed();
     let traced = tokio::task::spawn_blocking(move || {
-        let path = hops::trace(
+        let path = super::hops::trace(
             main.as_fd(),
             server,
-            hops::TraceConfig::default(),
+            super::hops::TraceConfig::default(),
             wait,
             seed,
             &|| cancel.is_cancelled(),

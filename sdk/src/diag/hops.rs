@@ -259,6 +259,7 @@ impl Report {
 }
 
 /// How the path is traced.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // Used by the Linux driver only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TraceConfig {
     /// The largest TTL tried.
@@ -281,6 +282,7 @@ impl Default for TraceConfig {
 
 /// The sans-IO tracer: one TTL at a time, so an ICMP message that quotes too little of
 /// our request to identify it still belongs to the TTL being tried.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // Used by the Linux driver only.
 #[derive(Debug)]
 pub(crate) struct Tracer {
     cfg: TraceConfig,
@@ -294,6 +296,7 @@ pub(crate) struct Tracer {
     done: bool,
 }
 
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // Used by the Linux driver only.
 impl Tracer {
     /// A trace towards `server`.
     pub fn new(cfg: TraceConfig, server: SocketAddr, seed: u64) -> Tracer {

@@ -281,9 +281,14 @@ pub fn render(report: &Report, text: &dyn Text, cancelled: bool, bold: bool) -> 
         Field::Ipv6,
         Field::Nat64,
     ] {
-        let value = text
+        let mut value = text
             .value(f, report, cancelled)
             .unwrap_or_else(|| unknown(f));
+        if matches!(f, Field::Layers)
+            && let Some(path) = path_text(report)
+        {
+            value = format!("{value} [{path}]");
+        }
         line(&mut out, 2, text.field(f), &value, column);
     }
     let pm = &report.port_mapping;
@@ -320,4 +325,22 @@ pub fn secs(s: f64) -> String {
     } else {
         format!("{s:.1}")
     }
+}
+
+/// The routers towards the server as traced (`*` for one that did not answer), then
+/// the server's address if it was reached: what support staff read NAT layers from.
+/// `None` when the path was not traced.
+pub fn path_text(r: &Report) -> Option<String> {
+    let p = r.path.as_ref()?;
+    let mut hops: Vec<String> = p
+        .hops
+        .iter()
+        .map(|h| h.map_or_else(|| "*".to_owned(), |ip| ip.to_string()))
+        .collect();
+    if p.server_reached_at.is_some()
+        && let Some(server) = r.server_address
+    {
+        hops.push(server.ip().to_string());
+    }
+    (!hops.is_empty()).then(|| hops.join(" → "))
 }

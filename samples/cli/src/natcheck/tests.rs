@@ -407,3 +407,23 @@ fn a_full_check_without_nat_has_no_timer_to_measure() {
         ja(&r)
     );
 }
+
+#[test]
+fn nat_layers_show_the_traced_path() {
+    let mut r = report(
+        Some(EndpointIndependent),
+        Some(AddressAndPortDependent),
+        true,
+    );
+    r.path = Some(tsunagi::diag::hops::PathTrace {
+        hops: vec!["192.168.1.1".parse().ok(), None, "100.64.1.1".parse().ok()],
+        server_reached_at: Some(4),
+    });
+    r.nat_layers_at_least = Some(2);
+    for text in [en(&r), ja(&r)] {
+        assert!(
+            text.contains("[192.168.1.1 → * → 100.64.1.1 → 198.18.0.10]"),
+            "{text}"
+        );
+    }
+}
