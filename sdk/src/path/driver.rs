@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -56,6 +57,10 @@ pub(crate) struct Shared {
     pub(crate) event_ready: Notify,
     /// Wakes quinn's receive task when relayed QUIC is pending.
     pub(crate) recv_waker: Mutex<Option<std::task::Waker>>,
+    /// Whether `State::pending` may hold datagrams: written under the state
+    /// lock whenever `pending` changes, read without it so that
+    /// `PathSocket::poll_recv` takes the lock only when relayed QUIC waits.
+    pub(crate) has_pending: AtomicBool,
 }
 
 impl Shared {
@@ -72,6 +77,7 @@ impl Shared {
             wake_driver: Arc::new(Notify::new()),
             event_ready: Notify::new(),
             recv_waker: Mutex::new(None),
+            has_pending: AtomicBool::new(false),
         });
         tokio::spawn(drive(Arc::downgrade(&shared), shared.wake_driver.clone()));
         shared
@@ -100,6 +106,9 @@ impl Shared {
             self.send_raw(t.to, &t.bytes);
         }
         if !state.pending.is_empty() {
+            // Set before the waker is taken: a receive task that registers its
+            // waker after this sees the flag (the waker's mutex orders them).
+            self.has_pending.store(true, Ordering::Release);
             let waker = self
                 .recv_waker
                 .lock()

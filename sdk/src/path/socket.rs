@@ -5,6 +5,7 @@ use std::io::{self, IoSliceMut};
 use std::net::{Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use quinn::udp::{RecvMeta, Transmit};
@@ -84,7 +85,10 @@ impl PathSocket {
         PathHandle::new(self.shared.clone())
     }
 
-    fn send_one(&self, state: &mut State, via: Via, transmit: &Transmit<'_>) -> io::Result<()> {
+    /// Sends QUIC's transmit by `via`. A direct path is a plain send on the
+    /// shared socket (GSO batch intact) without the state lock; only relay
+    /// paths, which wrap each datagram in TURN, take it.
+    fn send_one(&self, via: Via, transmit: &Transmit<'_>) -> io::Result<()> {
         match via {
             Via::Socket(to) => {
                 let t = Transmit {
@@ -103,8 +107,9 @@ impl PathSocket {
                     .unwrap_or(transmit.contents.len())
                     .max(1);
                 let now = now();
+                let mut state = self.shared.lock();
                 for segment in transmit.contents.chunks(size) {
-                    self.shared.send_via(state, now, via, segment);
+                    self.shared.send_via(&mut state, now, via, segment);
                 }
                 Ok(())
             }
@@ -150,18 +155,22 @@ impl AsyncUdpSocket for PathSocket {
         let segments = transmit
             .segment_size
             .map_or(1, |s| transmit.contents.len().div_ceil(s.max(1)));
-        let mut state = self.shared.lock();
-        match state
-            .core
-            .route(transmit.destination, transmit.contents.len(), segments)
-        {
-            SendRoute::Path(via) => self.send_one(&mut state, via, transmit),
-            SendRoute::NotVirtual(to) => self.send_one(&mut state, Via::Socket(to), transmit),
+        // The route is chosen (and counted) under the state lock; the send
+        // itself, a syscall, happens after it is released, so quinn's receive
+        // task never waits behind a send.
+        let route =
+            self.shared
+                .lock()
+                .core
+                .route(transmit.destination, transmit.contents.len(), segments);
+        match route {
+            SendRoute::Path(via) => self.send_one(via, transmit),
+            SendRoute::NotVirtual(to) => self.send_one(Via::Socket(to), transmit),
             SendRoute::Flood(vias) => {
                 for via in vias {
                     // Best effort on each; a full buffer on one path is not a reason
                     // to stall the others.
-                    let _ = self.send_one(&mut state, via, transmit);
+                    let _ = self.send_one(via, transmit);
                 }
                 Ok(())
             }
@@ -186,11 +195,16 @@ impl AsyncUdpSocket for PathSocket {
                 Poll::Ready(Ok(n)) => n,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {
-                    *self
-                        .shared
-                        .recv_waker
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+                    {
+                        let mut waker = self
+                            .shared
+                            .recv_waker
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner());
+                        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                            *waker = Some(cx.waker().clone());
+                        }
+                    }
                     // A relayed datagram may have been queued meanwhile.
                     if let Some(n) = self.take_pending(bufs, meta) {
                         return Poll::Ready(Ok(n));
@@ -228,9 +242,14 @@ impl AsyncUdpSocket for PathSocket {
 
 impl PathSocket {
     /// Moves relayed QUIC datagrams waiting for quinn into its buffers.
+    /// Takes the state lock only when the `has_pending` flag says some wait.
     fn take_pending(&self, bufs: &mut [IoSliceMut<'_>], meta: &mut [RecvMeta]) -> Option<usize> {
+        if !self.shared.has_pending.load(Ordering::Acquire) {
+            return None;
+        }
         let mut state = self.shared.lock();
         if state.pending.is_empty() {
+            self.shared.has_pending.store(false, Ordering::Release);
             return None;
         }
         let mut n = 0;
@@ -249,6 +268,9 @@ impl PathSocket {
                 ..RecvMeta::default()
             };
             n += 1;
+        }
+        if state.pending.is_empty() {
+            self.shared.has_pending.store(false, Ordering::Release);
         }
         Some(n)
     }
