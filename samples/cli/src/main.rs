@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 mod demo;
 mod mape;
 mod natcheck;
+mod peer;
 mod token;
 
 /// Tsunagi's command-line tool: checks and calculators for players, support staff and
@@ -23,6 +24,8 @@ enum Command {
     Demo(demo::DemoArgs),
     Mape(mape::MapeArgs),
     Natcheck(natcheck::NatcheckArgs),
+    /// Connect to another player by peer id through a rendezvous server.
+    Peer(peer::PeerArgs),
     /// Mint a TURN credential token from a relay's shared secret.
     Token(token::TokenArgs),
 }
@@ -32,6 +35,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(&args),
         Command::Mape(args) => mape::run(&args),
         Command::Natcheck(args) => natcheck::run(&args),
+        Command::Peer(args) => peer::run(&args),
         Command::Token(args) => token::run(&args),
     }
 }

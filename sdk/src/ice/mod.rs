@@ -46,6 +46,7 @@ mod sim_tests;
 use std::net::{IpAddr, SocketAddr};
 
 pub use agent::IceAgent;
+pub(crate) use driver::host_addresses;
 pub use driver::{DriverEvent, IceDriver};
 pub use error::IceError;
 

@@ -45,6 +45,10 @@ pub(crate) struct State {
     pub(crate) pending: VecDeque<(SocketAddr, Vec<u8>)>,
     pub(crate) events: VecDeque<PathEvent>,
     pub(crate) stun_consumer: Option<mpsc::Sender<ReceivedStun>>,
+    /// Where rendezvous messages (STUN methods 0x0C0/0x0C1, from any source,
+    /// including a TURN server's address) go; see
+    /// [`super::PathHandle::rendezvous_receiver`].
+    pub(crate) rendezvous_consumer: Option<mpsc::Sender<ReceivedStun>>,
 }
 
 #[derive(Debug)]
@@ -73,6 +77,7 @@ impl Shared {
                 pending: VecDeque::new(),
                 events: VecDeque::new(),
                 stun_consumer: None,
+                rendezvous_consumer: None,
             }),
             wake_driver: Arc::new(Notify::new()),
             event_ready: Notify::new(),
@@ -100,6 +105,7 @@ impl Shared {
             pending,
             events,
             stun_consumer,
+            ..
         } = state;
         relays.pump(now, core, pending, events, stun_consumer.as_ref());
         for t in state.relays.transmits() {

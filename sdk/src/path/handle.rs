@@ -218,4 +218,14 @@ impl PathHandle {
         self.shared.lock().stun_consumer = Some(tx);
         rx
     }
+
+    /// Receives the rendezvous messages (STUN methods 0x0C0/0x0C1, see
+    /// `crate::signal::wire`) from any source, the relay's address included:
+    /// they never reach the TURN clients or [`PathHandle::stun_receiver`].
+    /// Replaces an earlier receiver; without one they are dropped.
+    pub fn rendezvous_receiver(&self) -> mpsc::Receiver<ReceivedStun> {
+        let (tx, rx) = mpsc::channel(STUN_QUEUE);
+        self.shared.lock().rendezvous_consumer = Some(tx);
+        rx
+    }
 }

@@ -312,6 +312,9 @@ impl PathSocket {
                 }
                 Route::Stun => {
                     for segment in data.chunks(stride) {
+                        if deliver_rendezvous(&state, from, segment) {
+                            continue;
+                        }
                         if !state.core.handle_stun(now, Via::Socket(from), segment) {
                             deliver_stun(&state, from, segment);
                         }
@@ -319,6 +322,10 @@ impl PathSocket {
                 }
                 Route::Turn => {
                     for segment in data.chunks(stride) {
+                        // Signalling shares the relay's address: sort it out before TURN.
+                        if deliver_rendezvous(&state, from, segment) {
+                            continue;
+                        }
                         state.relays.handle_input(now, from, segment);
                     }
                 }
@@ -328,6 +335,21 @@ impl PathSocket {
         self.shared.flush(&mut state, now);
         kept
     }
+}
+
+/// Hands a rendezvous message (one GRO segment) to its consumer; returns
+/// whether it was one (dropped when nobody listens).
+fn deliver_rendezvous(state: &State, from: SocketAddr, segment: &[u8]) -> bool {
+    if !crate::signal::wire::is_rendezvous(segment) {
+        return false;
+    }
+    if let Some(tx) = &state.rendezvous_consumer {
+        let _ = tx.try_send(ReceivedStun {
+            from,
+            bytes: segment.to_vec(),
+        });
+    }
+    true
 }
 
 fn deliver_stun(state: &State, from: SocketAddr, bytes: &[u8]) {

@@ -245,6 +245,11 @@ impl Endpoint {
         Ok((endpoint, Events { receiver }))
     }
 
+    /// The state shared with the endpoint's tasks (for `super::rendezvous`).
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     /// This endpoint's identity as others see it.
     pub fn peer_id(&self) -> PeerId {
         self.shared.config.identity.peer_id()

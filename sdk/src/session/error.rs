@@ -53,6 +53,9 @@ pub enum SessionError {
     /// The path layer refused a path.
     #[error("path layer: {0}")]
     Path(#[from] PathError),
+    /// The rendezvous server or the signalling through it failed.
+    #[error("rendezvous: {0}")]
+    Rendezvous(String),
     /// There is no live connection to the peer.
     #[error("not connected to {0}: connect first, or wait for the Connected event")]
     NotConnected(PeerId),

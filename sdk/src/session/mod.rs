@@ -26,6 +26,7 @@ mod framing;
 mod identity;
 mod peer;
 mod poll;
+mod rendezvous;
 mod tls;
 
 pub use config::SessionConfig;
@@ -35,4 +36,5 @@ pub use event::{DisconnectReason, Event, PathKind, PeerStats};
 pub use eyeballs::prefer_ipv6;
 pub use identity::{Identity, IdentityError, PEER_ID_PREFIX, ParseIdError, PeerId, SECRET_PREFIX};
 pub use poll::PollEndpoint;
+pub use rendezvous::Rendezvous;
 pub use tls::{ALPN, plain_quinn_configs};

@@ -187,3 +187,48 @@ fn arbitrary_input_never_panics() {
         c.handle_input(t0, server(), &bytes);
     });
 }
+
+#[test]
+fn rendezvous_is_told_from_other_stun_by_its_header() {
+    let t0 = Instant::now();
+    let mut c = client(t0);
+    let register = c.poll_transmit().unwrap().bytes;
+    assert!(wire::is_rendezvous(&register));
+    let w = Wire::Deliver {
+        from: [5; 32],
+        data: b"x",
+    };
+    let deliver = wire::encode(&w, crate::stun::TransactionId::new([3; 12]), None, None).unwrap();
+    assert!(wire::is_rendezvous(&deliver));
+    let binding = crate::stun::MessageBuilder::new(
+        crate::stun::Class::Request,
+        Method::BINDING,
+        crate::stun::TransactionId::new([1; 12]),
+    )
+    .finish();
+    assert!(!wire::is_rendezvous(&binding));
+    assert!(!wire::is_rendezvous(&[0x40; 40]));
+    assert!(!wire::is_rendezvous(&register[..19]));
+}
+
+#[test]
+fn deliveries_of_every_blob_length_decode() {
+    let key = IntegrityKey::short_term("pw");
+    for len in 0..=crate::signal::MAX_BLOB_LEN {
+        let data = vec![0xA5u8; len];
+        let w = Wire::Deliver {
+            from: [5; 32],
+            data: &data,
+        };
+        let bytes = wire::encode(
+            &w,
+            crate::stun::TransactionId::new([3; 12]),
+            None,
+            Some(&key),
+        )
+        .unwrap();
+        let m = Message::decode(&bytes).unwrap_or_else(|e| panic!("length {len}: {e}"));
+        assert!(wire::parse(&m).is_some(), "length {len}");
+        assert!(m.verify_integrity(&key).is_ok(), "length {len}");
+    }
+}

@@ -78,6 +78,21 @@ fn username<'a>(m: &Message<'a>) -> Option<&'a str> {
     })
 }
 
+/// Whether a datagram is a rendezvous message, from its STUN header alone (first
+/// two bits zero, the magic cookie, method 0x0C0 or 0x0C1): cheap enough for the
+/// receive path, which must sort rendezvous from TURN on the relay's address.
+pub fn is_rendezvous(datagram: &[u8]) -> bool {
+    let (Some(&[t0, t1]), Some(cookie)) = (datagram.first_chunk::<2>(), datagram.get(4..8)) else {
+        return false;
+    };
+    if datagram.len() < 20 || t0 & 0xC0 != 0 || cookie != [0x21, 0x12, 0xA4, 0x42] {
+        return false;
+    }
+    let t = u16::from_be_bytes([t0, t1]);
+    let method = ((t & 0x3E00) >> 2) | ((t & 0x00E0) >> 1) | (t & 0x000F);
+    method == 0x0C0 || method == 0x0C1
+}
+
 /// Reads the rendezvous meaning of a decoded STUN message, or `None` if it is not a
 /// well-formed rendezvous message. Integrity is checked by the caller, who knows the key.
 pub fn parse<'a>(m: &Message<'a>) -> Option<Wire<'a>> {

@@ -1,0 +1,230 @@
+//! `tsunagi peer`: two machines connect by PeerId through a rendezvous server
+//! (`tsunagi-relay --auth-secret`), for people and scripts testing real networks.
+//!
+//! `listen` registers, prints `{"event":"ready","peer_id":"…"}` and echoes every
+//! message. `connect PEER_ID` dials through the same server and prints JSON lines:
+//! `connected` (path, connect time), `path` on every change, one `echo` per
+//! message with its round-trip time, and `done` with the counts. Its exit status
+//! is 0 only if every message came back.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use tsunagi::session::{Endpoint, Event, Events, Identity, PathKind, PeerId, SessionConfig};
+
+/// The channel the messages and their echoes travel on.
+const CHANNEL: u16 = 1;
+/// How long one echo may take before the message counts as lost.
+const ECHO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Arguments of `tsunagi peer`.
+#[derive(Debug, clap::Args)]
+pub struct PeerArgs {
+    /// The rendezvous server (tsunagi-relay), HOST:PORT.
+    #[arg(long)]
+    server: String,
+    /// A token for that server (see `tsunagi token`).
+    #[arg(long)]
+    token: String,
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Mode {
+    /// Wait for peers and echo what they send.
+    Listen,
+    /// Connect to a listening peer, send messages and wait for their echoes.
+    Connect {
+        /// The listener's peer id (from its `ready` line).
+        peer_id: String,
+        /// How many messages to send.
+        #[arg(long, default_value_t = 10)]
+        count: u32,
+        /// Stay silent this many seconds after connecting before sending
+        /// (tests that keepalives hold NAT mappings open).
+        #[arg(long, default_value_t = 0)]
+        idle_secs: u64,
+    },
+}
+
+/// The path's name in the JSON lines.
+fn path_name(kind: PathKind) -> &'static str {
+    match kind {
+        PathKind::DirectV6 => "direct-ipv6",
+        PathKind::DirectV4 => "direct-ipv4",
+        PathKind::Relay => "relay",
+    }
+}
+
+fn emit(value: &serde_json::Value) {
+    println!("{value}");
+}
+
+/// Runs `tsunagi peer`.
+pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
+    // RUST_LOG=tsunagi=debug shows the SDK's view (signalling, ICE, paths) on stderr.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    let server = args
+        .server
+        .to_socket_addrs()
+        .with_context(|| format!("--server {}: expected HOST:PORT", args.server))?
+        .next()
+        .with_context(|| format!("--server {}: the name has no address", args.server))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(async {
+        let identity = Identity::generate().context("could not make an identity")?;
+        let (endpoint, events) = Endpoint::bind(SessionConfig::new(identity))
+            .await
+            .context("could not open the UDP sockets")?;
+        match &args.mode {
+            Mode::Listen => listen(&endpoint, events, server, &args.token).await,
+            Mode::Connect {
+                peer_id,
+                count,
+                idle_secs,
+            } => {
+                let peer: PeerId = peer_id.parse().with_context(|| {
+                    format!("{peer_id} is not a peer id: copy it from the listener's ready line")
+                })?;
+                let plan = Plan {
+                    count: *count,
+                    idle: Duration::from_secs(*idle_secs),
+                };
+                connect(&endpoint, events, server, &args.token, peer, plan).await
+            }
+        }
+    })
+}
+
+async fn listen(
+    endpoint: &Endpoint,
+    mut events: Events,
+    server: SocketAddr,
+    token: &str,
+) -> anyhow::Result<()> {
+    let _rendezvous = endpoint.listen_via(server, token).await?;
+    emit(&json!({"event": "ready", "peer_id": endpoint.peer_id().to_string()}));
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::Message {
+                peer,
+                channel,
+                bytes,
+            } => {
+                if let Err(e) = endpoint.send(peer, channel, bytes).await {
+                    eprintln!("echo to {} failed: {e}", peer.short());
+                }
+            }
+            Event::Connected { peer, path, .. } => {
+                eprintln!("{} connected over {}", peer.short(), path_name(path));
+            }
+            Event::PathChanged { peer, path } => {
+                eprintln!("{} now over {}", peer.short(), path_name(path));
+            }
+            Event::Disconnected { peer, reason } => {
+                eprintln!("{} left: {reason}", peer.short());
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// What `connect` does once connected.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    count: u32,
+    idle: Duration,
+}
+
+async fn connect(
+    endpoint: &Endpoint,
+    mut events: Events,
+    server: SocketAddr,
+    token: &str,
+    peer: PeerId,
+    plan: Plan,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let (_rendezvous, info) = endpoint.connect_via(server, token, peer).await?;
+    let mut path = info.path;
+    emit(&json!({
+        "event": "connected",
+        "path": path_name(path),
+        "connect_ms": start.elapsed().as_millis(),
+    }));
+    // Idle: nothing sent, but path changes are still reported.
+    let idle_end = tokio::time::Instant::now() + plan.idle;
+    loop {
+        match tokio::time::timeout_at(idle_end, events.recv()).await {
+            Ok(Some(event)) => note_path(&event, &mut path),
+            Ok(None) => bail!("the endpoint closed while idle"),
+            Err(_) => break,
+        }
+    }
+    let mut received = 0u32;
+    for n in 0..plan.count {
+        let sent_at = Instant::now();
+        let payload = n.to_be_bytes().to_vec();
+        if let Err(e) = endpoint.send(peer, CHANNEL, payload.clone()).await {
+            eprintln!("message {n} not sent: {e}");
+            continue;
+        }
+        let deadline = tokio::time::Instant::now() + ECHO_TIMEOUT;
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(Event::Message { bytes, .. })) if bytes[..] == payload[..] => {
+                    received += 1;
+                    let rtt = sent_at.elapsed().as_secs_f64() * 1000.0;
+                    emit(&json!({"event": "echo", "rtt_ms": (rtt * 1000.0).round() / 1000.0}));
+                    break;
+                }
+                Ok(Some(event)) => note_path(&event, &mut path),
+                Ok(None) => bail!("the endpoint closed while waiting for an echo"),
+                Err(_) => {
+                    eprintln!("message {n}: no echo within {ECHO_TIMEOUT:?}");
+                    break;
+                }
+            }
+        }
+    }
+    emit(&json!({
+        "event": "done",
+        "sent": plan.count,
+        "received": received,
+        "path": path_name(path),
+    }));
+    endpoint.close().await;
+    if received != plan.count {
+        bail!(
+            "{} of {} messages did not come back",
+            plan.count - received,
+            plan.count
+        );
+    }
+    Ok(())
+}
+
+/// Reports a path change (and a disconnect) while waiting.
+fn note_path(event: &Event, path: &mut PathKind) {
+    match event {
+        Event::PathChanged { path: new, .. } => {
+            *path = *new;
+            emit(&json!({"event": "path", "path": path_name(*new)}));
+        }
+        Event::Disconnected { reason, .. } => eprintln!("disconnected: {reason}"),
+        _ => {}
+    }
+}
