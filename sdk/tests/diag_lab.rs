@@ -199,12 +199,31 @@ fn mapeeim_ports_stay_in_the_set() {
     assert_eq!(hint.block, (20000, 20015));
 }
 
+/// A random port out of 16 per destination repeats by chance (≈ 1 in 8 per
+/// diagnosis), which RFC 5780's comparisons read as endpoint- or address-dependence,
+/// and fewer than three distinct ports may show. So up to 4 quick diagnoses in one lab
+/// (fresh sockets each) must show the label once: miss probability ≈ 2e-4.
 #[test]
 fn mapesym_ports_stay_in_the_set() {
-    let Some(r) = expect("mapesym", APD, APD) else {
+    let Some(lab) = lab("mapesym", site("mapesym")) else {
         return;
     };
-    in_map_e_set(&r);
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let r = diagnose(&lab, "mapesym", quick());
+        if let Some(range) = &r.port_range {
+            assert!(range.min >= 20000 && range.max <= 20015, "{range:?}");
+        }
+        let three = r.port_range.as_ref().is_some_and(|p| p.observed.len() >= 3);
+        if r.mapping == Some(APD) && r.filtering == Some(APD) && three {
+            return;
+        }
+        seen.push(format!(
+            "{:?}/{:?} {:?}",
+            r.mapping, r.filtering, r.port_range
+        ));
+    }
+    panic!("4 diagnoses never showed APDM/APDF with 3 ports in the set: {seen:?}");
 }
 
 #[test]

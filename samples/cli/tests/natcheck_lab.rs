@@ -222,7 +222,23 @@ fn words(b: &str) -> &'static str {
 fn check_site(host: &Node, site: &SiteInfo, record: bool) -> String {
     let name = &site.spec.name;
     let want = label(&site.spec.kind);
-    let (json, quick) = natcheck(host, site, &["--json", "--quick"], Duration::from_secs(40));
+    // A NAT that picks a random port out of 16 per destination repeats a port by chance
+    // (≈ 1 in 8 per check), which any RFC 5780 test reads as endpoint- or
+    // address-dependence. On such a site the check runs up to 4 times and must show the
+    // label once (miss probability ≈ 2e-4); natlab's self-test checks the site itself.
+    let random_small_set = site.spec.kind.nats().first().is_some_and(|n| {
+        n.port_set.is_some() && n.mapping == natlab::Mapping::AddressAndPortDependent
+    });
+    let tries = if random_small_set { 4 } else { 1 };
+    let (mut json, mut quick) = (String::new(), Duration::ZERO);
+    for _ in 0..tries {
+        (json, quick) = natcheck(host, site, &["--json", "--quick"], Duration::from_secs(40));
+        let v: Value =
+            serde_json::from_str(&json).unwrap_or_else(|e| panic!("{name}: {e}\n{json}"));
+        if v["mapping"] == want.mapping {
+            break;
+        }
+    }
     let v: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{name}: {e}\n{json}"));
     let ctx = format!("{name} ({}):\n{v:#}", site.spec.kind.describe());
     assert_eq!(v["mapping"], want.mapping, "mapping of {ctx}");
@@ -258,9 +274,11 @@ fn check_site(host: &Node, site: &SiteInfo, record: bool) -> String {
         assert_eq!(present, upnp, "{proto} on {ctx}");
     }
     let (m, f, text) = natdiscovery(host, site);
-    // With no NAT (public) natdiscovery may also say "No NAT".
+    // With no NAT (public) natdiscovery may also say "No NAT". On a random 16-port set
+    // natdiscovery's single run is wrong about 1 time in 8 for the reason above; the
+    // natlab self-test confirms that site with it deterministically.
     let no_nat = v["nat_layers"] == 0 && m.as_deref() == Some("No NAT");
-    if !no_nat {
+    if !no_nat && !random_small_set {
         assert_eq!(
             m.as_deref(),
             Some(words(want.mapping)),
