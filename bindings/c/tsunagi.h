@@ -308,6 +308,12 @@ tsunagi_result tsunagi_config_set_channels(struct tsunagi_config *config, uint16
 // Creates an endpoint and binds its sockets; `*out` receives the handle. `config` may
 // be NULL for the defaults, and is only read (free it yourself). Returns
 // `TSUNAGI_ERR_SOCKET` if the sockets cannot be bound (e.g. the port is in use).
+// With a relay server configured, the TURN allocation is requested in the background
+// (see `tsunagi_endpoint_relayed_addresses`). With a rendezvous server configured,
+// this blocks until registered (up to about 10 s) and returns `TSUNAGI_ERR_NETWORK`
+// if that fails. `TSUNAGI_ERR_INVALID_ARGUMENT` if a relay server has no credentials
+// or a rendezvous server no token; `TSUNAGI_ERR_NETWORK` if a server name does not
+// resolve.
 // Destroy the endpoint with `tsunagi_endpoint_destroy`.
 //
 // # Safety
@@ -377,6 +383,31 @@ tsunagi_result tsunagi_endpoint_local_addresses(const struct tsunagi_endpoint *e
 tsunagi_result tsunagi_endpoint_connect(const struct tsunagi_endpoint *endpoint,
                                         const char *peer_id,
                                         const char *addresses);
+
+// Starts connecting to `peer_id` (`tsu…`) through the rendezvous server set with
+// `tsunagi_config_set_rendezvous_server`: the other player must be registered with the
+// same server. No addresses are needed; the session starts over the relay and moves to
+// a direct path when one works. Returns at once; the outcome arrives as
+// `TSUNAGI_EVENT_CONNECTED` or `TSUNAGI_EVENT_CONNECT_FAILED`.
+// `TSUNAGI_ERR_INVALID_ARGUMENT` if no rendezvous server was configured.
+//
+// # Safety
+// `endpoint` is valid; `peer_id` is a NUL-terminated string.
+tsunagi_result tsunagi_endpoint_connect_peer(const struct tsunagi_endpoint *endpoint,
+                                             const char *peer_id);
+
+// Writes this endpoint's relayed addresses on the configured relay server,
+// comma-separated, into `buf`; an empty string while the allocation is still being
+// made or when it failed. `TSUNAGI_ERR_INVALID_ARGUMENT` if no relay server (or
+// rendezvous server) was configured.
+//
+// # Safety
+// `endpoint` is valid; `buf` is NULL or has `len` writable bytes; `needed` is NULL or
+// writable.
+tsunagi_result tsunagi_endpoint_relayed_addresses(const struct tsunagi_endpoint *endpoint,
+                                                  char *buf,
+                                                  size_t len,
+                                                  size_t *needed);
 
 // Queues a reliable message on `channel` (0 to channels-1), delivered in order within
 // the channel. The bytes are copied; `data` may be freed after the call. Never blocks:
@@ -506,16 +537,18 @@ tsunagi_result tsunagi_natcheck_last_report(char *buf, size_t len, size_t *neede
 
 // The TURN relay server, `host:port` (e.g. `relay.example.net:3478`). The relay lets
 // any two players meet when hole punching fails, and bridges IPv4-only and IPv6-only
-// players. Not supported yet: checks the argument, then returns
-// `TSUNAGI_ERR_NOT_SUPPORTED`.
+// players. Also set `tsunagi_config_set_relay_credentials` or
+// `tsunagi_config_set_relay_token`. The name is resolved and the allocation requested
+// by `tsunagi_endpoint_create` (in the background: creation does not wait for it).
+// Returns `TSUNAGI_ERR_INVALID_ARGUMENT` if `server` is not `host:port`.
 //
 // # Safety
 // `config` is valid; `server` is a NUL-terminated string.
 tsunagi_result tsunagi_config_set_relay_server(struct tsunagi_config *config, const char *server);
 
 // Long-term TURN credentials for the relay (a static user, or a coturn-style REST
-// `EXPIRY:NAME` username with its HMAC password). Not supported yet: checks the
-// arguments, then returns `TSUNAGI_ERR_NOT_SUPPORTED`.
+// `EXPIRY:NAME` username with its HMAC password). Replaces a token set before.
+// Returns `TSUNAGI_ERR_INVALID_ARGUMENT` if either is empty.
 //
 // # Safety
 // `config` is valid; `username` and `password` are NUL-terminated strings.
@@ -524,16 +557,21 @@ tsunagi_result tsunagi_config_set_relay_credentials(struct tsunagi_config *confi
                                                     const char *password);
 
 // Relay credentials as one token (`tsunagi1.…`, issued by `tsunagi token` or your
-// backend). Returns `TSUNAGI_ERR_INVALID_ARGUMENT` for a malformed token; otherwise,
-// not supported yet: `TSUNAGI_ERR_NOT_SUPPORTED`.
+// backend). It is used for the relay server and, when one is set, for the rendezvous
+// server. Replaces credentials set before. Returns `TSUNAGI_ERR_INVALID_ARGUMENT` for a
+// malformed token.
 //
 // # Safety
 // `config` is valid; `token` is a NUL-terminated string.
 tsunagi_result tsunagi_config_set_relay_token(struct tsunagi_config *config, const char *token);
 
 // The rendezvous (signalling) server of `tsunagi-relay`, `host:port`, through which
-// players exchange offers and answers by peer id. Not supported yet: checks the
-// argument, then returns `TSUNAGI_ERR_NOT_SUPPORTED`.
+// players exchange offers and answers by peer id. Needs a token
+// (`tsunagi_config_set_relay_token`): `tsunagi_endpoint_create` then registers with the
+// server under that token and allocates a relay there, blocking up to about 10 s, and
+// fails (`TSUNAGI_ERR_NETWORK`) if the server refuses or does not answer. Connect to
+// other registered players with `tsunagi_endpoint_connect_peer`. Returns
+// `TSUNAGI_ERR_INVALID_ARGUMENT` if `server` is not `host:port`.
 //
 // # Safety
 // `config` is valid; `server` is a NUL-terminated string.

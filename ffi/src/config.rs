@@ -1,10 +1,11 @@
 //! `tsunagi_config`: named settings for a new endpoint, in the style of
 //! GameNetworkingSockets' configuration values.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use tsunagi::relay::Credentials;
 use tsunagi::session::{Identity, SessionConfig};
 
 use crate::buffers::{bytes_arg, str_arg};
@@ -30,6 +31,14 @@ pub(crate) struct ConfigState {
     pub(crate) log_level: LogLevel,
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) channels: Option<u16>,
+    /// Relay server as given (`host:port`), resolved at endpoint creation.
+    pub(crate) relay_server: Option<String>,
+    /// From a username and password or from a token.
+    pub(crate) relay_credentials: Option<Credentials>,
+    /// The token behind `relay_credentials`, if set as one (the rendezvous needs it).
+    pub(crate) relay_token: Option<String>,
+    /// Rendezvous server as given (`host:port`), resolved at endpoint creation.
+    pub(crate) rendezvous_server: Option<String>,
 }
 
 impl ConfigState {
@@ -55,6 +64,26 @@ impl ConfigState {
             config.channels = channels;
         }
         Ok(config)
+    }
+
+    /// Resolves `host:port` to an address of a family this endpoint has a socket for.
+    pub(crate) fn resolve(&self, server: &str, what: &str) -> Result<SocketAddr, FfiError> {
+        let addrs = server.to_socket_addrs().map_err(|e| {
+            FfiError::new(
+                tsunagi_result::TSUNAGI_ERR_NETWORK,
+                format!("{what} \"{server}\" could not be resolved: {e}"),
+            )
+        })?;
+        let mut usable =
+            addrs.filter(|a| (a.is_ipv4() && !self.ipv6_only) || (a.is_ipv6() && !self.ipv4_only));
+        usable.next().ok_or_else(|| {
+            FfiError::new(
+                tsunagi_result::TSUNAGI_ERR_ADDRESS_FAMILY,
+                format!(
+                    "{what} \"{server}\" has no address of the family this endpoint uses (IPv4-only / IPv6-only mode)"
+                ),
+            )
+        })
     }
 }
 

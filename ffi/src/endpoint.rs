@@ -3,7 +3,9 @@
 use std::ffi::c_char;
 use std::sync::{Mutex, MutexGuard};
 
-use tsunagi::session::{Event, Identity, PollEndpoint};
+use std::net::SocketAddr;
+
+use tsunagi::session::{Event, Identity, PollEndpoint, Rendezvous};
 
 use crate::buffers::{bytes_arg, fill_fixed, out_buf, parse_addrs, peer_arg, str_arg, write_text};
 use crate::config::tsunagi_config;
@@ -26,6 +28,10 @@ pub(crate) struct EndpointState {
     pub(crate) identity: Identity,
     /// An event whose payload did not fit the caller's buffer, delivered again next time.
     pub(crate) held: Option<Event>,
+    /// The relay server added to the path layer, if one was configured.
+    pub(crate) relay_server: Option<SocketAddr>,
+    /// The registration with the rendezvous server, if one was configured.
+    pub(crate) rendezvous: Option<Rendezvous>,
 }
 
 impl tsunagi_endpoint {
@@ -51,6 +57,12 @@ pub(crate) fn with_endpoint(
 /// Creates an endpoint and binds its sockets; `*out` receives the handle. `config` may
 /// be NULL for the defaults, and is only read (free it yourself). Returns
 /// `TSUNAGI_ERR_SOCKET` if the sockets cannot be bound (e.g. the port is in use).
+/// With a relay server configured, the TURN allocation is requested in the background
+/// (see `tsunagi_endpoint_relayed_addresses`). With a rendezvous server configured,
+/// this blocks until registered (up to about 10 s) and returns `TSUNAGI_ERR_NETWORK`
+/// if that fails. `TSUNAGI_ERR_INVALID_ARGUMENT` if a relay server has no credentials
+/// or a rendezvous server no token; `TSUNAGI_ERR_NETWORK` if a server name does not
+/// resolve.
 /// Destroy the endpoint with `tsunagi_endpoint_destroy`.
 ///
 /// # Safety
@@ -72,14 +84,59 @@ pub unsafe extern "C" fn tsunagi_endpoint_create(
             None => Default::default(),
         };
         crate::log::install(settings.log_level);
+        if settings.relay_server.is_some() && settings.relay_credentials.is_none() {
+            return Err(FfiError::invalid(
+                "a relay server is set without credentials: call tsunagi_config_set_relay_credentials or tsunagi_config_set_relay_token",
+            ));
+        }
+        if settings.rendezvous_server.is_some() && settings.relay_token.is_none() {
+            return Err(FfiError::invalid(
+                "a rendezvous server is set without a token: call tsunagi_config_set_relay_token",
+            ));
+        }
+        let relay = match (&settings.relay_server, &settings.relay_credentials) {
+            (Some(server), Some(credentials)) => Some((
+                settings.resolve(server, "relay server")?,
+                credentials.clone(),
+            )),
+            _ => None,
+        };
+        let rendezvous = match (&settings.rendezvous_server, &settings.relay_token) {
+            (Some(server), Some(token)) => Some((
+                settings.resolve(server, "rendezvous server")?,
+                token.clone(),
+            )),
+            _ => None,
+        };
         let session = settings.session_config()?;
         let identity = session.identity.clone();
         let endpoint = PollEndpoint::new(session)?;
+        let relay_server = relay.map(|(server, credentials)| {
+            // listen_via allocates on the rendezvous server itself; one allocation is enough.
+            if rendezvous.as_ref().is_none_or(|(r, _)| *r != server) {
+                endpoint
+                    .endpoint()
+                    .path_handle()
+                    .add_relay(tsunagi::relay::Config::new(server, credentials));
+            }
+            server
+        });
+        let rendezvous = match rendezvous {
+            Some((server, token)) => Some(endpoint.listen_via(server, &token).map_err(|e| {
+                FfiError::new(
+                    tsunagi_result::TSUNAGI_ERR_NETWORK,
+                    format!("registering with the rendezvous server {server} failed: {e}"),
+                )
+            })?),
+            None => None,
+        };
         let handle = Box::new(tsunagi_endpoint {
             state: Mutex::new(EndpointState {
                 endpoint,
                 identity,
                 held: None,
+                relay_server: relay_server.or(rendezvous.as_ref().map(Rendezvous::server)),
+                rendezvous,
             }),
         });
         // SAFETY: checked non-null above.
@@ -214,6 +271,65 @@ pub unsafe extern "C" fn tsunagi_endpoint_connect(
         let (peer, addresses) = unsafe { (peer_arg(peer_id)?, str_arg(addresses, "addresses")?) };
         let addrs = parse_addrs(addresses)?;
         state.endpoint.connect(peer, addrs);
+        Ok(TSUNAGI_OK)
+    })
+}
+
+/// Starts connecting to `peer_id` (`tsu…`) through the rendezvous server set with
+/// `tsunagi_config_set_rendezvous_server`: the other player must be registered with the
+/// same server. No addresses are needed; the session starts over the relay and moves to
+/// a direct path when one works. Returns at once; the outcome arrives as
+/// `TSUNAGI_EVENT_CONNECTED` or `TSUNAGI_EVENT_CONNECT_FAILED`.
+/// `TSUNAGI_ERR_INVALID_ARGUMENT` if no rendezvous server was configured.
+///
+/// # Safety
+/// `endpoint` is valid; `peer_id` is a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tsunagi_endpoint_connect_peer(
+    endpoint: *const tsunagi_endpoint,
+    peer_id: *const c_char,
+) -> tsunagi_result {
+    with_endpoint(endpoint, |state| {
+        // SAFETY: the caller promises a NUL-terminated string.
+        let peer = unsafe { peer_arg(peer_id) }?;
+        let rendezvous = state.rendezvous.as_ref().ok_or_else(|| {
+            FfiError::invalid(
+                "no rendezvous server is configured: set one with tsunagi_config_set_rendezvous_server (and a token), or use tsunagi_endpoint_connect with addresses",
+            )
+        })?;
+        state.endpoint.connect_via(rendezvous, peer);
+        Ok(TSUNAGI_OK)
+    })
+}
+
+/// Writes this endpoint's relayed addresses on the configured relay server,
+/// comma-separated, into `buf`; an empty string while the allocation is still being
+/// made or when it failed. `TSUNAGI_ERR_INVALID_ARGUMENT` if no relay server (or
+/// rendezvous server) was configured.
+///
+/// # Safety
+/// `endpoint` is valid; `buf` is NULL or has `len` writable bytes; `needed` is NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tsunagi_endpoint_relayed_addresses(
+    endpoint: *const tsunagi_endpoint,
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+) -> tsunagi_result {
+    with_endpoint(endpoint, |state| {
+        let server = state.relay_server.ok_or_else(|| {
+            FfiError::invalid(
+                "no relay server is configured: set one with tsunagi_config_set_relay_server",
+            )
+        })?;
+        let relayed = match state.endpoint.endpoint().path_handle().relay(server) {
+            Some(status) if status.allocated => status.relayed,
+            _ => Vec::new(),
+        };
+        let text = relayed.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        // SAFETY: forwarded caller promises about buf, len and needed.
+        unsafe { write_text(&text.join(","), buf, len, needed) }?;
         Ok(TSUNAGI_OK)
     })
 }

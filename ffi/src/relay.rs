@@ -1,10 +1,9 @@
 //! Relay (TURN) and rendezvous settings, and offer/answer blobs.
 //!
-//! The SDK's session layer cannot use a TURN allocation or the rendezvous service yet
-//! (the relay leg of the path layer and ICE in sessions are being added). These
-//! functions check their arguments, so integration code can be written and tested now,
-//! and then return `TSUNAGI_ERR_NOT_SUPPORTED` instead of silently ignoring the
-//! setting. They will start returning `TSUNAGI_OK` without an API change.
+//! The relay and rendezvous setters store their value in the config;
+//! `tsunagi_endpoint_create` applies them (a TURN allocation on the relay, a
+//! registration with the rendezvous server). Offer/answer blobs are not supported yet:
+//! those functions check their arguments and return `TSUNAGI_ERR_NOT_SUPPORTED`.
 
 use std::ffi::c_char;
 
@@ -15,18 +14,18 @@ use crate::buffers::{bytes_arg, str_arg};
 use crate::config::{tsunagi_config, with_config};
 use crate::endpoint::{tsunagi_endpoint, with_endpoint};
 use crate::error::FfiError;
-use crate::error::tsunagi_result::{self, TSUNAGI_ERR_NOT_SUPPORTED};
+use crate::error::tsunagi_result::{self, TSUNAGI_ERR_NOT_SUPPORTED, TSUNAGI_OK};
 
 fn not_supported(what: &str) -> FfiError {
     FfiError::new(
         TSUNAGI_ERR_NOT_SUPPORTED,
         format!(
-            "{what} is not supported by this SDK version yet (the relay and ICE legs of sessions are still being added): connect by peer id and address list meanwhile"
+            "{what} is not supported by this SDK version yet: connect by peer id and address list, or through a rendezvous server (tsunagi_endpoint_connect_peer)"
         ),
     )
 }
 
-fn server_arg(text: &str, what: &str) -> Result<(), FfiError> {
+fn server_arg(text: &str, what: &str) -> Result<String, FfiError> {
     let text = text.trim();
     let port_ok = text
         .rsplit_once(':')
@@ -36,13 +35,15 @@ fn server_arg(text: &str, what: &str) -> Result<(), FfiError> {
             "{what} \"{text}\" is not host:port (examples: relay.example.net:3478, [2001:db8::1]:3478)"
         )));
     }
-    Ok(())
+    Ok(text.to_owned())
 }
 
 /// The TURN relay server, `host:port` (e.g. `relay.example.net:3478`). The relay lets
 /// any two players meet when hole punching fails, and bridges IPv4-only and IPv6-only
-/// players. Not supported yet: checks the argument, then returns
-/// `TSUNAGI_ERR_NOT_SUPPORTED`.
+/// players. Also set `tsunagi_config_set_relay_credentials` or
+/// `tsunagi_config_set_relay_token`. The name is resolved and the allocation requested
+/// by `tsunagi_endpoint_create` (in the background: creation does not wait for it).
+/// Returns `TSUNAGI_ERR_INVALID_ARGUMENT` if `server` is not `host:port`.
 ///
 /// # Safety
 /// `config` is valid; `server` is a NUL-terminated string.
@@ -51,16 +52,17 @@ pub unsafe extern "C" fn tsunagi_config_set_relay_server(
     config: *mut tsunagi_config,
     server: *const c_char,
 ) -> tsunagi_result {
-    with_config(config, |_| {
+    with_config(config, |state| {
         // SAFETY: the caller promises a NUL-terminated string.
-        server_arg(unsafe { str_arg(server, "server") }?, "relay server")?;
-        Err(not_supported("a relay server"))
+        let server = server_arg(unsafe { str_arg(server, "server") }?, "relay server")?;
+        state.relay_server = Some(server);
+        Ok(TSUNAGI_OK)
     })
 }
 
 /// Long-term TURN credentials for the relay (a static user, or a coturn-style REST
-/// `EXPIRY:NAME` username with its HMAC password). Not supported yet: checks the
-/// arguments, then returns `TSUNAGI_ERR_NOT_SUPPORTED`.
+/// `EXPIRY:NAME` username with its HMAC password). Replaces a token set before.
+/// Returns `TSUNAGI_ERR_INVALID_ARGUMENT` if either is empty.
 ///
 /// # Safety
 /// `config` is valid; `username` and `password` are NUL-terminated strings.
@@ -70,7 +72,7 @@ pub unsafe extern "C" fn tsunagi_config_set_relay_credentials(
     username: *const c_char,
     password: *const c_char,
 ) -> tsunagi_result {
-    with_config(config, |_| {
+    with_config(config, |state| {
         // SAFETY: the caller promises NUL-terminated strings.
         let (user, pass) = unsafe {
             (
@@ -83,14 +85,16 @@ pub unsafe extern "C" fn tsunagi_config_set_relay_credentials(
                 "relay username and password must not be empty: use the values your relay operator issued",
             ));
         }
-        let _ = Credentials::new(user, pass);
-        Err(not_supported("relay credentials"))
+        state.relay_credentials = Some(Credentials::new(user, pass));
+        state.relay_token = None;
+        Ok(TSUNAGI_OK)
     })
 }
 
 /// Relay credentials as one token (`tsunagi1.…`, issued by `tsunagi token` or your
-/// backend). Returns `TSUNAGI_ERR_INVALID_ARGUMENT` for a malformed token; otherwise,
-/// not supported yet: `TSUNAGI_ERR_NOT_SUPPORTED`.
+/// backend). It is used for the relay server and, when one is set, for the rendezvous
+/// server. Replaces credentials set before. Returns `TSUNAGI_ERR_INVALID_ARGUMENT` for a
+/// malformed token.
 ///
 /// # Safety
 /// `config` is valid; `token` is a NUL-terminated string.
@@ -99,18 +103,24 @@ pub unsafe extern "C" fn tsunagi_config_set_relay_token(
     config: *mut tsunagi_config,
     token: *const c_char,
 ) -> tsunagi_result {
-    with_config(config, |_| {
+    with_config(config, |state| {
         // SAFETY: the caller promises a NUL-terminated string.
-        let token = unsafe { str_arg(token, "token") }?;
-        Credentials::from_token(token)
+        let token = unsafe { str_arg(token, "token") }?.trim();
+        let credentials = Credentials::from_token(token)
             .map_err(|e| FfiError::invalid(format!("relay token is not valid: {e}")))?;
-        Err(not_supported("a relay token"))
+        state.relay_credentials = Some(credentials);
+        state.relay_token = Some(token.to_owned());
+        Ok(TSUNAGI_OK)
     })
 }
 
 /// The rendezvous (signalling) server of `tsunagi-relay`, `host:port`, through which
-/// players exchange offers and answers by peer id. Not supported yet: checks the
-/// argument, then returns `TSUNAGI_ERR_NOT_SUPPORTED`.
+/// players exchange offers and answers by peer id. Needs a token
+/// (`tsunagi_config_set_relay_token`): `tsunagi_endpoint_create` then registers with the
+/// server under that token and allocates a relay there, blocking up to about 10 s, and
+/// fails (`TSUNAGI_ERR_NETWORK`) if the server refuses or does not answer. Connect to
+/// other registered players with `tsunagi_endpoint_connect_peer`. Returns
+/// `TSUNAGI_ERR_INVALID_ARGUMENT` if `server` is not `host:port`.
 ///
 /// # Safety
 /// `config` is valid; `server` is a NUL-terminated string.
@@ -119,10 +129,11 @@ pub unsafe extern "C" fn tsunagi_config_set_rendezvous_server(
     config: *mut tsunagi_config,
     server: *const c_char,
 ) -> tsunagi_result {
-    with_config(config, |_| {
+    with_config(config, |state| {
         // SAFETY: the caller promises a NUL-terminated string.
-        server_arg(unsafe { str_arg(server, "server") }?, "rendezvous server")?;
-        Err(not_supported("a rendezvous server"))
+        let server = server_arg(unsafe { str_arg(server, "server") }?, "rendezvous server")?;
+        state.rendezvous_server = Some(server);
+        Ok(TSUNAGI_OK)
     })
 }
 

@@ -90,12 +90,17 @@ fn null_pointers_and_bad_arguments_are_rejected_with_a_message() {
             tsunagi_config_set_relay_token(config, bad_token.as_ptr()),
             TSUNAGI_ERR_INVALID_ARGUMENT
         );
+        let not_host_port = CString::new("relay.example.net").unwrap();
+        assert_eq!(
+            tsunagi_config_set_relay_server(config, not_host_port.as_ptr()),
+            TSUNAGI_ERR_INVALID_ARGUMENT
+        );
+        assert!(last_error().contains("host:port"), "{}", last_error());
         let server = CString::new("relay.example.net:3478").unwrap();
         assert_eq!(
             tsunagi_config_set_relay_server(config, server.as_ptr()),
-            TSUNAGI_ERR_NOT_SUPPORTED
+            TSUNAGI_OK
         );
-        assert!(last_error().contains("not supported"));
         tsunagi_config_free(config);
 
         let name = CStr::from_ptr(tsunagi_result_name(-7)).to_str().unwrap();
@@ -253,4 +258,142 @@ fn two_endpoints_exchange_messages_and_datagrams_on_loopback() {
         tsunagi_endpoint_destroy(a);
         tsunagi_endpoint_destroy(b);
     }
+}
+
+/// A relay or rendezvous server without credentials fails creation with a message,
+/// and connecting by peer id needs a rendezvous server.
+#[test]
+fn relay_and_rendezvous_need_credentials() {
+    let server = CString::new("127.0.0.1:3478").unwrap();
+    // SAFETY: every pointer passed is NULL or valid.
+    unsafe {
+        let config = tsunagi_config_new();
+        tsunagi_config_set_loopback_only(config, true);
+        assert_eq!(
+            tsunagi_config_set_relay_server(config, server.as_ptr()),
+            TSUNAGI_OK
+        );
+        let mut ep = null_mut();
+        assert_eq!(
+            tsunagi_endpoint_create(config, &mut ep),
+            TSUNAGI_ERR_INVALID_ARGUMENT
+        );
+        assert!(ep.is_null());
+        assert!(
+            last_error().contains("without credentials"),
+            "{}",
+            last_error()
+        );
+        tsunagi_config_free(config);
+
+        let config = tsunagi_config_new();
+        tsunagi_config_set_loopback_only(config, true);
+        let (user, pass) = (CString::new("u").unwrap(), CString::new("p").unwrap());
+        assert_eq!(
+            tsunagi_config_set_relay_credentials(config, user.as_ptr(), pass.as_ptr()),
+            TSUNAGI_OK
+        );
+        assert_eq!(
+            tsunagi_config_set_rendezvous_server(config, server.as_ptr()),
+            TSUNAGI_OK
+        );
+        assert_eq!(
+            tsunagi_endpoint_create(config, &mut ep),
+            TSUNAGI_ERR_INVALID_ARGUMENT
+        );
+        assert!(last_error().contains("without a token"), "{}", last_error());
+        tsunagi_config_free(config);
+
+        let ep = loopback_endpoint();
+        let id = CString::new(text(|b, l, n| tsunagi_endpoint_peer_id(ep, b, l, n))).unwrap();
+        assert_eq!(
+            tsunagi_endpoint_connect_peer(ep, id.as_ptr()),
+            TSUNAGI_ERR_INVALID_ARGUMENT
+        );
+        assert!(
+            last_error().contains("no rendezvous server"),
+            "{}",
+            last_error()
+        );
+        let mut needed = 0;
+        assert_eq!(
+            tsunagi_endpoint_relayed_addresses(ep, null_mut(), 0, &mut needed),
+            TSUNAGI_ERR_INVALID_ARGUMENT
+        );
+        tsunagi_endpoint_destroy(ep);
+    }
+}
+
+/// tsunagi-relay on 127.0.0.1 (in-process) with user `u:p`, loopback peers allowed.
+fn start_tsunagi_relay() -> tsunagi_relay::udp::Running {
+    let turn = tsunagi_relay::TurnConfig {
+        users: std::collections::HashMap::from([("u".to_owned(), "p".to_owned())]),
+        relay_ips: vec!["127.0.0.1".parse().unwrap()],
+        relay_ports: None,
+        allowed_peers: vec!["127.0.0.0/8".parse().unwrap()],
+        max_bytes_per_sec: 0,
+        ..tsunagi_relay::TurnConfig::default()
+    };
+    let options = tsunagi_relay::udp::Options {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        threads: 1,
+        turn: Some(turn),
+        ..tsunagi_relay::udp::Options::default()
+    };
+    tsunagi_relay::udp::start(&options).expect("tsunagi-relay did not start on loopback")
+}
+
+/// Two endpoints created with the relay configured each get a TURN allocation on it.
+#[test]
+fn endpoints_with_a_relay_get_an_allocation() {
+    let relay = start_tsunagi_relay();
+    let server = CString::new(relay.local_addresses()[0].to_string()).unwrap();
+    let (user, pass) = (CString::new("u").unwrap(), CString::new("p").unwrap());
+    // SAFETY: every pointer passed is valid; endpoints are destroyed once.
+    unsafe {
+        let config = tsunagi_config_new();
+        tsunagi_config_set_loopback_only(config, true);
+        tsunagi_config_set_ipv4_only(config, true);
+        assert_eq!(
+            tsunagi_config_set_relay_server(config, server.as_ptr()),
+            TSUNAGI_OK
+        );
+        assert_eq!(
+            tsunagi_config_set_relay_credentials(config, user.as_ptr(), pass.as_ptr()),
+            TSUNAGI_OK
+        );
+        let mut endpoints = [null_mut(), null_mut()];
+        for ep in &mut endpoints {
+            assert_eq!(
+                tsunagi_endpoint_create(config, ep),
+                TSUNAGI_OK,
+                "{}",
+                last_error()
+            );
+        }
+        tsunagi_config_free(config);
+
+        for &ep in &endpoints {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let relayed = loop {
+                let mut buf = [0 as c_char; 256];
+                assert_eq!(
+                    tsunagi_endpoint_relayed_addresses(ep, buf.as_mut_ptr(), buf.len(), null_mut()),
+                    TSUNAGI_OK
+                );
+                let text = CStr::from_ptr(buf.as_ptr()).to_str().unwrap().to_owned();
+                if !text.is_empty() {
+                    break text;
+                }
+                assert!(Instant::now() < deadline, "no relay allocation within 10 s");
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            let addr: std::net::SocketAddr = relayed.split(',').next().unwrap().parse().unwrap();
+            assert!(addr.ip().is_loopback(), "{relayed}");
+        }
+        for ep in endpoints {
+            tsunagi_endpoint_destroy(ep);
+        }
+    }
+    relay.shutdown(Duration::from_secs(1));
 }

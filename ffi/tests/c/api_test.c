@@ -111,13 +111,21 @@ static void test_arguments(void) {
     uint8_t short_secret[5] = {0};
     CHECK(tsunagi_config_set_identity_bytes(config, short_secret, 5) == TSUNAGI_ERR_INVALID_ARGUMENT);
     CHECK(tsunagi_config_set_identity_text(config, "tsusecretnope") == TSUNAGI_ERR_INVALID_ARGUMENT);
-    /* Relay and rendezvous settings: checked, then "not supported yet". */
-    CHECK(tsunagi_config_set_relay_server(config, "no-port") == TSUNAGI_ERR_INVALID_ARGUMENT);
-    CHECK(tsunagi_config_set_relay_server(config, "relay.example.net:3478") == TSUNAGI_ERR_NOT_SUPPORTED);
-    CHECK(strstr(tsunagi_last_error(), "not supported") != NULL);
-    CHECK(tsunagi_config_set_relay_token(config, "garbage") == TSUNAGI_ERR_INVALID_ARGUMENT);
-    CHECK(tsunagi_config_set_relay_credentials(config, "user", "pass") == TSUNAGI_ERR_NOT_SUPPORTED);
-    CHECK(tsunagi_config_set_rendezvous_server(config, "[::1]:3478") == TSUNAGI_ERR_NOT_SUPPORTED);
+    /* Relay and rendezvous settings: checked and stored; applied at endpoint creation.
+       A rendezvous server needs a token (user/password is not enough), which creation
+       reports before any name is resolved. */
+    tsunagi_config *relay_config = tsunagi_config_new();
+    REQUIRE(relay_config != NULL);
+    CHECK(tsunagi_config_set_relay_server(relay_config, "no-port") == TSUNAGI_ERR_INVALID_ARGUMENT);
+    CHECK(tsunagi_config_set_relay_server(relay_config, "relay.example.net:3478") == TSUNAGI_OK);
+    CHECK(tsunagi_config_set_relay_token(relay_config, "garbage") == TSUNAGI_ERR_INVALID_ARGUMENT);
+    CHECK(tsunagi_config_set_relay_credentials(relay_config, "user", "pass") == TSUNAGI_OK);
+    CHECK(tsunagi_config_set_rendezvous_server(relay_config, "[::1]:3478") == TSUNAGI_OK);
+    tsunagi_endpoint *no_ep = NULL;
+    CHECK(tsunagi_endpoint_create(relay_config, &no_ep) == TSUNAGI_ERR_INVALID_ARGUMENT);
+    CHECK(no_ep == NULL);
+    CHECK(strstr(tsunagi_last_error(), "without a token") != NULL);
+    tsunagi_config_free(relay_config);
 
     ep = loopback_endpoint(config);
     tsunagi_config_free(config);
@@ -148,6 +156,7 @@ static void test_arguments(void) {
     uint8_t blob[4] = {1, 2, 3, 4};
     CHECK(tsunagi_endpoint_apply_signal(ep, blob, sizeof blob, NULL, 0, NULL) == TSUNAGI_ERR_INVALID_ARGUMENT);
     CHECK(tsunagi_endpoint_create_offer(ep, id, NULL, 0, &needed) == TSUNAGI_ERR_NOT_SUPPORTED);
+    CHECK(tsunagi_endpoint_connect_peer(ep, id) == TSUNAGI_ERR_INVALID_ARGUMENT); /* no rendezvous server */
 
     /* Identity round trip: the same secret gives the same peer id. */
     char secret[128];

@@ -29,8 +29,8 @@ static class TwoEndpoints
         {
             Check(config.SetLoopbackOnly(true) == TsunagiResult.Ok, "loopback");
             Check(config.SetRelayToken("garbage") == TsunagiResult.InvalidArgument, "bad token rejected");
-            Check(config.SetRelayServer("relay.example.net:3478") == TsunagiResult.NotSupported, "relay not supported yet");
-            Check(Native.LastError().Contains("not supported"), "message says not supported");
+            Check(config.SetRelayServer("no-port") == TsunagiResult.InvalidArgument, "relay server without port rejected");
+            Check(Native.LastError().Contains("host:port"), "message says host:port");
             using (var alice = new TsunagiEndpoint(config))
             using (var bob = new TsunagiEndpoint(config))
             {
