@@ -135,15 +135,16 @@ public:
     Status SetConnectTimeoutMs(uint32_t ms) { return Status(tsunagi_config_set_connect_timeout_ms(raw_, ms)); }
     Status SetChannels(uint16_t n) { return Status(tsunagi_config_set_channels(raw_, n)); }
     Status SetLogLevel(tsunagi_log_level level) { return Status(tsunagi_config_set_log_level(raw_, level)); }
-    /// Not supported by the SDK yet: returns TSUNAGI_ERR_NOT_SUPPORTED after checking.
+    /// TURN relay "host:port"; needs SetRelayToken or SetRelayCredentials. Applied at Create.
     Status SetRelayServer(std::string_view server) { return Status(tsunagi_config_set_relay_server(raw_, std::string(server).c_str())); }
-    /// Not supported by the SDK yet: returns TSUNAGI_ERR_NOT_SUPPORTED after checking.
+    /// A `tsunagi1.` token: relay credentials and the rendezvous login.
     Status SetRelayToken(std::string_view token) { return Status(tsunagi_config_set_relay_token(raw_, std::string(token).c_str())); }
-    /// Not supported by the SDK yet: returns TSUNAGI_ERR_NOT_SUPPORTED after checking.
+    /// Static TURN username and password (instead of a token).
     Status SetRelayCredentials(std::string_view user, std::string_view pass) {
         return Status(tsunagi_config_set_relay_credentials(raw_, std::string(user).c_str(), std::string(pass).c_str()));
     }
-    /// Not supported by the SDK yet: returns TSUNAGI_ERR_NOT_SUPPORTED after checking.
+    /// Rendezvous server "host:port"; with a token, Create registers this endpoint there
+    /// and tsunagi_endpoint_connect_peer connects by peer id.
     Status SetRendezvousServer(std::string_view server) { return Status(tsunagi_config_set_rendezvous_server(raw_, std::string(server).c_str())); }
 
 private:

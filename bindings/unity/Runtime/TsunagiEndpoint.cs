@@ -31,7 +31,7 @@ namespace Tsunagi
         public string Text { get { return Payload == null ? string.Empty : Encoding.UTF8.GetString(Payload); } }
     }
 
-    /// <summary>Endpoint settings. Relay and rendezvous setters return NotSupported until the SDK supports them.</summary>
+    /// <summary>Endpoint settings. Relay and rendezvous settings are applied when the endpoint is created (see docs/src/integration-unity.md).</summary>
     public sealed class TsunagiConfig : IDisposable
     {
         internal IntPtr Handle;
