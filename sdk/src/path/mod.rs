@@ -42,6 +42,7 @@ mod driver;
 mod error;
 mod event;
 mod handle;
+mod keepalive;
 mod probe;
 mod relay;
 mod socket;
