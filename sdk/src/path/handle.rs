@@ -12,6 +12,7 @@ use super::addr::{PathAddr, PeerKey};
 use super::driver::{ReceivedStun, STUN_QUEUE, Shared, now, swallow};
 use super::error::PathError;
 use super::event::{PathEvent, PeerStats};
+use super::keepalive::KeepaliveStats;
 use super::relay::RelayStatus;
 use crate::keepalive::{CachedTimer, LifetimeCache, NetworkKey, Target};
 use crate::socket::{LocalAddrs, Transmit};
@@ -216,9 +217,9 @@ impl PathHandle {
         self.shared.lock().keepalives.interval()
     }
 
-    /// Keepalive requests sent to `server` so far (`None`: not kept alive).
-    pub fn keepalives_sent(&self, server: SocketAddr) -> Option<u64> {
-        self.shared.lock().keepalives.sent(server)
+    /// The keepalives toward `server` (`None`: its mapping is not kept alive).
+    pub fn keepalive_stats(&self, server: SocketAddr) -> Option<KeepaliveStats> {
+        self.shared.lock().keepalives.stats(server)
     }
 
     /// Removes a path; if it was active, the next best live path takes over.

@@ -41,6 +41,20 @@ struct Server {
     /// the mapping had been idle before it.
     outstanding: Option<(TransactionId, Instant, Duration)>,
     sent: u64,
+    answered: u64,
+}
+
+/// What the path layer knows about one server mapping it keeps alive
+/// ([`super::PathHandle::keepalive_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeepaliveStats {
+    /// Keepalive requests sent to the server.
+    pub sent: u64,
+    /// Of those, answered.
+    pub answered: u64,
+    /// The address the server last saw us at.
+    pub mapped: Option<SocketAddr>,
 }
 
 /// The server mappings of one path socket and the keepalive timer knowledge.
@@ -108,6 +122,7 @@ impl ServerKeepalives {
                 mapped: None,
                 outstanding: None,
                 sent: 0,
+                answered: 0,
             }
         });
     }
@@ -124,9 +139,15 @@ impl ServerKeepalives {
         }
     }
 
-    /// Keepalive requests sent to `server` so far.
-    pub(crate) fn sent(&self, server: SocketAddr) -> Option<u64> {
-        self.servers.get(&canonical(server)).map(|s| s.sent)
+    /// The keepalive statistics of `server`'s mapping.
+    pub(crate) fn stats(&self, server: SocketAddr) -> Option<KeepaliveStats> {
+        self.servers
+            .get(&canonical(server))
+            .map(|s| KeepaliveStats {
+                sent: s.sent,
+                answered: s.answered,
+                mapped: s.mapped,
+            })
     }
 
     /// The address `server` saw us at (an allocation's or registration's
@@ -179,6 +200,7 @@ impl ServerKeepalives {
         }
         if let Some(s) = self.servers.get_mut(&from) {
             s.outstanding = None;
+            s.answered += 1;
         }
         true
     }

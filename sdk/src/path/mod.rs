@@ -56,6 +56,7 @@ pub use driver::ReceivedStun;
 pub use error::PathError;
 pub use event::{PathConfig, PathEvent, PathStats, PeerStats};
 pub use handle::{PathEvents, PathHandle};
+pub use keepalive::KeepaliveStats;
 pub use relay::{RelayPeerError, RelaySendError, RelayStatus};
 pub use socket::PathSocket;
 
