@@ -187,10 +187,39 @@ fn an_idle_listener_stays_reachable_only_with_keepalives() {
     let (lab, server) = lab(vec![
         short_timer_site("kon"),
         short_timer_site("koff"),
+        Site::new("ksym", SiteKind::Nat(Nat::symmetric())).knobs(Knobs {
+            udp_timeout: Some((TIMER, TIMER)),
+            ..Knobs::default()
+        }),
         Site::new("kc", SiteKind::Nat(Nat::port_restricted())),
     ]);
     let (_on, on_id) = listen(&lab, "kon", server, &["--nat-timer", "10"]);
     let (_off, off_id) = listen(&lab, "koff", server, &["--no-keepalive"]);
+    // Default keepalives (15 s) behind a symmetric NAT: the mapping expires
+    // after 10 s, the first keepalive comes back from a new port, and the
+    // listener must notice, shorten its keepalives, register again and
+    // allocate again before anyone can reach it.
+    let sym_log = lab.workdir().join("ksym-listener.log");
+    let (_sym, sym_id) = {
+        let mut cmd = peer_command(&lab, "ksym", server, &["listen"]);
+        cmd.env("RUST_LOG", "tsunagi=info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&sym_log).unwrap());
+        let mut child = Reap(cmd.spawn().unwrap());
+        let stdout = child.0.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            if let Some(Ok(line)) = BufReader::new(stdout).lines().next() {
+                let _ = tx.send(line);
+            }
+        });
+        let ready: Value = serde_json::from_str(
+            &rx.recv_timeout(Duration::from_secs(15))
+                .expect("ksym: no ready line within 15 s"),
+        )
+        .unwrap();
+        (child, ready["peer_id"].as_str().unwrap().to_owned())
+    };
     // The idle gap is what is under test: 2.5 session timers with no traffic
     // of the application's toward the server.
     std::thread::sleep(TIMER * 5 / 2);
@@ -204,6 +233,34 @@ fn an_idle_listener_stays_reachable_only_with_keepalives() {
         "the listener with keepalives every 4 s was not reachable after idling:\nstdout:\n{stdout}\nstderr:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    let args = connect_args(&sym_id, &["--count", "3"]);
+    let mut cmd = peer_command(&lab, "kc", server, &args);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(40)).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let log = std::fs::read_to_string(&sym_log).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "the listener behind a symmetric NAT was not found again after its mapping expired:\nstdout:\n{stdout}\nstderr:\n{}\nlistener log:\n{log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        log.contains("mapping toward the server changed") && log.contains("keepalives shortened"),
+        "the listener should have seen its mapping change: {log}"
+    );
+
+    for line in log.lines().filter(|l| {
+        [
+            "changed",
+            "shortened",
+            "registering again",
+            "TURN allocation",
+        ]
+        .iter()
+        .any(|k| l.contains(k))
+    }) {
+        println!("ksym listener: {line}");
+    }
 
     let args = connect_args(&off_id, &["--count", "3"]);
     let mut cmd = peer_command(&lab, "kc", server, &args);
@@ -219,7 +276,7 @@ fn an_idle_listener_stays_reachable_only_with_keepalives() {
         "expected the offer to go unanswered: {stderr}"
     );
     println!(
-        "idle listener, {:?} idle behind a {TIMER:?} NAT timer: with keepalives reachable, without unreachable ({:.0} s)",
+        "idle listener, {:?} idle behind a {TIMER:?} NAT timer: with keepalives sized to it reachable; with default keepalives behind a symmetric NAT found again (new mapping seen, keepalives shortened); without keepalives unreachable ({:.0} s)",
         TIMER * 5 / 2,
         started.elapsed().as_secs_f64()
     );
