@@ -232,6 +232,72 @@ async fn relay_restart_is_detected_and_the_allocation_made_again() {
     relay.shutdown(Duration::from_secs(1));
 }
 
+/// An idle allocation's NAT mapping gets a STUN Binding keepalive every
+/// interval (sized by the configured NAT timer); the relay answers it, the
+/// answer is taken by the path layer (not the TURN client), and the mapping
+/// is seen unchanged: no MappingChanged, no re-allocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_relay_mapping_gets_keepalives_sized_to_the_nat_timer() {
+    let relay = start_tsunagi_relay("127.0.0.1:0".parse().unwrap());
+    let server = relay.local_addresses()[0];
+    let mut config = SessionConfig::loopback(Identity::generate().unwrap());
+    config.paths.nat_timer = Some(Duration::from_millis(2500));
+    let (alice, _events) = Endpoint::bind(config).await.unwrap();
+    let paths = alice.path_handle().clone();
+    assert_eq!(paths.nat_timer(), Some(Duration::from_millis(2500)));
+    assert_eq!(paths.keepalive_interval(), Some(Duration::from_secs(1)));
+    let mut path_events = paths.subscribe();
+    paths.add_relay(Config::new(server, Credentials::new("u", "p")));
+    paths
+        .wait_relay(server, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while paths.keepalive_stats(server).unwrap().answered < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fewer than 3 keepalives answered in 15 s: {:?}",
+            paths.keepalive_stats(server)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = paths.relay(server).unwrap();
+    let keepalives = paths.keepalive_stats(server).unwrap();
+    assert_eq!(keepalives.mapped, status.mapped, "{keepalives:?}");
+    assert!(status.allocated && status.allocations == 1, "{status:?}");
+    while let Some(e) = path_events.try_recv() {
+        assert!(
+            !matches!(
+                e,
+                PathEvent::MappingChanged { .. } | PathEvent::RelayLost { .. }
+            ),
+            "{e:?}"
+        );
+    }
+
+    // A timer remembered for this network comes back in the next session.
+    let mut cache = tsunagi::keepalive::MemoryCache::default();
+    let key = tsunagi::keepalive::NetworkKey::new("lo", status.mapped.map(|m| m.ip()));
+    paths.store_nat_timer(&mut cache, &key);
+    let (bob, _bob_events) = endpoint().await;
+    assert_eq!(bob.path_handle().nat_timer(), None);
+    assert_eq!(
+        bob.path_handle().keepalive_interval(),
+        Some(Duration::from_secs(15))
+    );
+    assert_eq!(
+        bob.path_handle().load_nat_timer(&cache, &key),
+        Some(Duration::from_millis(2500))
+    );
+    assert_eq!(
+        bob.path_handle().keepalive_interval(),
+        Some(Duration::from_secs(1))
+    );
+    alice.close().await;
+    bob.close().await;
+    relay.shutdown(Duration::from_secs(1));
+}
+
 async fn expect_message(events: &mut Events, from: PeerId, want: &[u8]) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {

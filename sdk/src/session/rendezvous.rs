@@ -25,7 +25,7 @@ use tracing::debug;
 
 use super::{ConnectInfo, Endpoint, PeerId, SessionError};
 use crate::ice::{IceConfig, IceDriver, IceEvent, host_addresses};
-use crate::path::{PathAddr, PathHandle, PeerKey, ReceivedStun};
+use crate::path::{PathAddr, PathEvent, PathEvents, PathHandle, PeerKey, ReceivedStun};
 use crate::relay::{self, Credentials};
 use crate::signal::{self, CandidateKind, Role, Signal};
 
@@ -127,7 +127,12 @@ impl Rendezvous {
         })?;
         let paths = endpoint.path_handle().clone();
         let received = paths.rendezvous_receiver();
+        let path_events = paths.subscribe();
         paths.add_relay(relay::Config::new(server, creds.clone()));
+        // The registration must stay reachable while the lobby idles (the
+        // relay on the same address is kept alive too; this covers a failed
+        // allocation).
+        paths.keep_alive(server);
         let ice = IceDriver::start(paths.clone());
         let me = *endpoint.peer_id().public_key();
         let client = signal::Client::new(server, creds, me, now());
@@ -145,7 +150,7 @@ impl Rendezvous {
             wake: Notify::new(),
             changed: Notify::new(),
         });
-        tokio::spawn(drive(Arc::downgrade(&inner), received));
+        tokio::spawn(drive(Arc::downgrade(&inner), received, path_events));
         let rendezvous = Rendezvous { inner };
         rendezvous.wait_registered().await?;
         match paths.wait_relay(server, SETUP_TIMEOUT).await {
@@ -409,6 +414,9 @@ impl Inner {
             while let Some(event) = state.client.poll_event() {
                 match event {
                     signal::Event::Registered { mapped } => {
+                        if let Some(m) = mapped {
+                            paths.observed_mapping(self.server, m);
+                        }
                         state.mapped = mapped;
                         state.failure = None;
                     }
@@ -435,7 +443,11 @@ impl Inner {
 }
 
 /// The signalling task: ends when the [`Rendezvous`] is dropped.
-async fn drive(inner: Weak<Inner>, mut received: mpsc::Receiver<ReceivedStun>) {
+async fn drive(
+    inner: Weak<Inner>,
+    mut received: mpsc::Receiver<ReceivedStun>,
+    mut path_events: PathEvents,
+) {
     loop {
         let Some(this) = inner.upgrade() else { return };
         let paths = this.endpoint.path_handle().clone();
@@ -459,6 +471,14 @@ async fn drive(inner: Weak<Inner>, mut received: mpsc::Receiver<ReceivedStun>) {
                 None => return,
             },
             e = this.ice.next_event() => this.on_ice(e.peer, e.event),
+            Some(e) = path_events.recv() => {
+                if let PathEvent::MappingChanged { server, to, .. } = e
+                    && server == this.server
+                {
+                    tracing::info!(%server, mapped = %to, "registering again from the new mapping");
+                    this.lock().client.renew(now());
+                }
+            }
             _ = this.wake.notified() => {}
             _ = tokio::time::sleep(sleep.min(Duration::from_secs(1))) => {}
         }
