@@ -17,6 +17,7 @@
 //! after a 50 ms head start (RFC 8305). Relayed paths and path switching come with the
 //! `path` layer underneath.
 
+mod blobs;
 mod config;
 mod endpoint;
 mod error;
@@ -27,6 +28,7 @@ mod identity;
 mod peer;
 mod poll;
 mod rendezvous;
+mod signalling;
 mod tls;
 
 pub use config::SessionConfig;
