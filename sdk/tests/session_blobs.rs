@@ -373,3 +373,28 @@ async fn a_forged_answer_never_connects_to_another_identity() {
         e.close().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_attempts_are_bounded() {
+    let (alice, _alice_events) = endpoint().await;
+    let (bob, _bob_events) = endpoint().await;
+    let offer = alice.create_offer(bob.peer_id()).await.unwrap();
+    let answer = bob.apply_signal(&offer).await.unwrap().unwrap();
+    // A lobby floods Alice with offers from 256 made-up identities (no candidates).
+    let mut flood = Signal::from_blob(&offer).unwrap();
+    flood.candidates.clear();
+    for i in 0..256u32 {
+        let mut key = [0u8; 32];
+        key[..4].copy_from_slice(&i.to_be_bytes());
+        key[31] = 0xAA;
+        flood.from = key;
+        flood.attempt = u64::from(i);
+        let reply = alice.apply_signal(&flood.to_blob().unwrap()).await.unwrap();
+        assert!(reply.is_some());
+    }
+    // Her offer to Bob was the oldest attempt: it ended, so his answer finds none.
+    let e = alice.apply_signal(&answer).await.unwrap_err();
+    assert!(matches!(e, SessionError::AnswerWithoutOffer(_)), "{e}");
+    alice.close().await;
+    bob.close().await;
+}

@@ -34,6 +34,10 @@ pub(crate) struct Local {
     pub(crate) relays: Vec<(SocketAddr, Vec<SocketAddr>)>,
 }
 
+/// Open attempts at most; a new one beyond this ends the oldest (offers from a
+/// lobby member cost an ICE agent each, so their number is bounded).
+const MAX_ATTEMPTS: usize = 256;
+
 /// Sends a trickle update (a blob) to the peer.
 pub(crate) type Trickle = Arc<dyn Fn(PeerId, Vec<u8>) + Send + Sync>;
 
@@ -48,6 +52,7 @@ pub(crate) enum Origin {
 
 /// One peer's connection attempt, keyed by its virtual address.
 struct Attempt {
+    created: std::time::Instant,
     peer: PeerId,
     role: Role,
     attempt: u64,
@@ -155,10 +160,30 @@ impl Signalling {
                 }
             }
         }
+        let evicted = {
+            let mut attempts = self.lock();
+            let oldest = (attempts.len() >= MAX_ATTEMPTS && !attempts.contains_key(&vaddr))
+                .then(|| {
+                    attempts
+                        .iter()
+                        .min_by_key(|(_, a)| a.created)
+                        .map(|(v, _)| *v)
+                })
+                .flatten();
+            if let Some(old) = oldest {
+                attempts.remove(&old);
+            }
+            oldest
+        };
+        if let Some(old) = evicted {
+            debug!(%old, "too many open attempts: the oldest ended");
+            self.ice.remove_peer(old);
+        }
         self.ice.add_peer(vaddr, agent);
         self.lock().insert(
             vaddr,
             Attempt {
+                created: std::time::Instant::now(),
                 peer,
                 role,
                 attempt,
