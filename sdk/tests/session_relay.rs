@@ -183,11 +183,9 @@ async fn relay_first_then_direct_through_coturn() {
 /// The relay restarts under a live relayed session: the path goes quiet, the
 /// early refresh meets a server that forgot the allocation (437), the path
 /// layer reports the loss, allocates again and the session carries on.
-// Known bug, so not run by default: after the relay restarts, the path layer sometimes
-// never reports the loss (no RelayLost within 20 s; seen 4 runs in 5 on a loaded
-// 2-core machine), and sometimes reports it but does not allocate again. Run it with
-// `cargo test -p tsunagi --test session_relay -- --ignored` while fixing it.
-#[ignore = "flaky: relay restart recovery is not reliable yet (see the comment above)"]
+// It once failed 4 runs in 5: the endpoint's own task read the path layer's
+// event queue too and took RelayLost or RelayAllocated before this test saw
+// them; the session layer now has its own subscription (PathHandle::subscribe).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_restart_is_detected_and_the_allocation_made_again() {
     let relay = start_tsunagi_relay("127.0.0.1:0".parse().unwrap());

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc};
 
 use super::addr::{PathAddr, Via};
 use super::core::{CoreTransmit, PathCore};
@@ -18,6 +18,9 @@ use crate::socket::{DatagramIo, Transmit};
 
 /// Events kept for the application at most; older ones are dropped first.
 const MAX_EVENTS: usize = 4096;
+/// Events a subscriber ([`super::PathHandle::subscribe`]) may fall behind by
+/// before it misses some.
+const BROADCAST_EVENTS: usize = 1024;
 /// STUN datagrams queued for a consumer at most.
 pub(crate) const STUN_QUEUE: usize = 256;
 
@@ -59,6 +62,10 @@ pub(crate) struct Shared {
     pub(crate) wake_driver: Arc<Notify>,
     /// Wakes tasks waiting for events.
     pub(crate) event_ready: Notify,
+    /// Every event, for each subscriber (the session layer is one; the
+    /// application's `next_event` queue is another, so neither steals the
+    /// other's events).
+    pub(crate) broadcast: broadcast::Sender<PathEvent>,
     /// Wakes quinn's receive task when relayed QUIC is pending.
     pub(crate) recv_waker: Mutex<Option<std::task::Waker>>,
     /// Whether `State::pending` may hold datagrams: written under the state
@@ -81,6 +88,7 @@ impl Shared {
             }),
             wake_driver: Arc::new(Notify::new()),
             event_ready: Notify::new(),
+            broadcast: broadcast::channel(BROADCAST_EVENTS).0,
             recv_waker: Mutex::new(None),
             has_pending: AtomicBool::new(false),
         });
@@ -99,15 +107,21 @@ impl Shared {
         while let Some(CoreTransmit { via, bytes }) = state.core.poll_transmit() {
             self.send_via(state, now, via, &bytes);
         }
+        let mut relay_events = VecDeque::new();
         let State {
             core,
             relays,
             pending,
-            events,
             stun_consumer,
             ..
         } = state;
-        relays.pump(now, core, pending, events, stun_consumer.as_ref());
+        relays.pump(
+            now,
+            core,
+            pending,
+            &mut relay_events,
+            stun_consumer.as_ref(),
+        );
         for t in state.relays.transmits() {
             self.send_raw(t.to, &t.bytes);
         }
@@ -124,7 +138,11 @@ impl Shared {
                 w.wake();
             }
         }
-        let mut published = false;
+        let mut published = !relay_events.is_empty();
+        for e in relay_events {
+            let _ = self.broadcast.send(e.clone());
+            state.events.push_back(e);
+        }
         while let Some(e) = state.core.poll_event() {
             if let PathEvent::PathLost {
                 path: PathAddr::Relay { server, .. },
@@ -136,6 +154,8 @@ impl Shared {
                     self.send_raw(t.to, &t.bytes);
                 }
             }
+            // No subscriber is not an error: the queue below still holds it.
+            let _ = self.broadcast.send(e.clone());
             state.events.push_back(e);
             published = true;
         }

@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use super::addr::{PathAddr, PeerKey};
 use super::driver::{ReceivedStun, STUN_QUEUE, Shared, now, swallow};
@@ -180,12 +180,24 @@ impl PathHandle {
         self.shared.lock().core.peers().collect()
     }
 
-    /// The next event, if one is waiting.
+    /// A subscription to every event from now on, independent of other
+    /// subscribers and of [`PathHandle::next_event`] (which all clones of the
+    /// handle share: one consumer takes each event from that queue, so a
+    /// second reader there — the session layer, say — would steal events).
+    pub fn subscribe(&self) -> PathEvents {
+        PathEvents {
+            receiver: self.shared.broadcast.subscribe(),
+        }
+    }
+
+    /// The next event, if one is waiting. One queue for all clones of the
+    /// handle; use [`PathHandle::subscribe`] when more than one task reads
+    /// events.
     pub fn poll_event(&self) -> Option<PathEvent> {
         self.shared.lock().events.pop_front()
     }
 
-    /// Waits for the next event.
+    /// Waits for the next event (see [`PathHandle::poll_event`]).
     pub async fn next_event(&self) -> PathEvent {
         loop {
             let notified = self.shared.event_ready.notified();
@@ -232,5 +244,46 @@ impl PathHandle {
         let (tx, rx) = mpsc::channel(STUN_QUEUE);
         self.shared.lock().rendezvous_consumer = Some(tx);
         rx
+    }
+}
+
+/// Every [`PathEvent`] since [`PathHandle::subscribe`], for one reader.
+#[derive(Debug)]
+pub struct PathEvents {
+    receiver: broadcast::Receiver<PathEvent>,
+}
+
+impl PathEvents {
+    /// Waits for the next event; `None` once the path layer is gone. A reader
+    /// that fell more than 1024 events behind skips the oldest (logged).
+    pub async fn recv(&mut self) -> Option<PathEvent> {
+        loop {
+            match self.receiver.recv().await {
+                Ok(e) => return Some(e),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(
+                        missed = n,
+                        "path event reader fell behind; oldest events skipped"
+                    );
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&mut self) -> Option<PathEvent> {
+        loop {
+            match self.receiver.try_recv() {
+                Ok(e) => return Some(e),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    tracing::warn!(
+                        missed = n,
+                        "path event reader fell behind; oldest events skipped"
+                    );
+                }
+                Err(_) => return None,
+            }
+        }
     }
 }

@@ -54,7 +54,7 @@ pub use core::{CoreTransmit, PathCore, SendRoute};
 pub use driver::ReceivedStun;
 pub use error::PathError;
 pub use event::{PathConfig, PathEvent, PathStats, PeerStats};
-pub use handle::PathHandle;
+pub use handle::{PathEvents, PathHandle};
 pub use relay::{RelayPeerError, RelaySendError, RelayStatus};
 pub use socket::PathSocket;
 

@@ -505,11 +505,12 @@ impl Endpoint {
 
 /// Turns the path layer's switches into session events.
 async fn path_events(shared: Weak<Shared>) {
-    let Some(paths) = shared.upgrade().map(|s| s.paths.clone()) else {
+    // Its own subscription: the handle's `next_event` queue belongs to the
+    // application, and reading it here stole the application's events.
+    let Some(mut events) = shared.upgrade().map(|s| s.paths.subscribe()) else {
         return;
     };
-    loop {
-        let event = paths.next_event().await;
+    while let Some(event) = events.recv().await {
         let Some(shared) = shared.upgrade() else {
             return;
         };
