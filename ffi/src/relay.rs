@@ -209,7 +209,9 @@ pub unsafe extern "C" fn tsunagi_endpoint_create_offer(
 /// arrives as `TSUNAGI_EVENT_CONNECTED` (over the relay first when both sides have
 /// one, then a direct path when one works) or `TSUNAGI_EVENT_CONNECT_FAILED`.
 /// Applying the same offer again gives the answer again (e.g. after
-/// `TSUNAGI_ERR_BUFFER_TOO_SMALL`).
+/// `TSUNAGI_ERR_BUFFER_TOO_SMALL`). Applying an offer blocks like
+/// `tsunagi_endpoint_create_offer` while the relay allocation is still being made.
+/// Relay paths need a relay configured on both sides.
 /// Errors (`TSUNAGI_ERR_INVALID_ARGUMENT`, with `tsunagi_last_error` saying which):
 /// not a Tsunagi blob or another format version, this endpoint's own blob, an answer
 /// without an offer to that player, an answer to an older offer.

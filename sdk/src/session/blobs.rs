@@ -15,7 +15,9 @@
 //! `endpoint.path_handle().add_relay(..)`, or the relay of a
 //! [`super::Rendezvous`]). Making one waits for a relay allocation still in
 //! progress (up to 3 s), so one round trip through a slow lobby is enough.
-//! Peer-reflexive candidates are still found by the checks.
+//! Peer-reflexive candidates are still found by the checks. Relay paths need
+//! an allocation on both sides: the peer's relayed address is reached through
+//! ours.
 //!
 //! Blobs are not secret but are not trusted either: the offering side dials
 //! QUIC to the PeerId it made the offer for, and the TLS handshake with raw
