@@ -135,6 +135,11 @@ impl PathHandle {
         self.shared.lock().relays.status(server)
     }
 
+    /// The state of every relay added, by server address.
+    pub fn relays(&self) -> Vec<RelayStatus> {
+        self.shared.lock().relays.statuses()
+    }
+
     /// Waits until the relay on `server` has an allocation and returns its
     /// relayed addresses.
     pub async fn wait_relay(

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,6 +16,7 @@ use super::event::{Event, PathKind, PeerStats, disconnect_reason};
 use super::eyeballs;
 use super::identity::PeerId;
 use super::peer::{self, CODE_CLOSED, CODE_REPLACED, Link};
+use super::signalling::Signalling;
 use super::tls::{self, SERVER_NAME};
 use crate::path::{PathAddr, PathEvent, PathHandle, PathSocket, PeerKey};
 
@@ -33,11 +34,24 @@ pub(crate) struct Shared {
     peers: Mutex<HashMap<PeerId, Arc<Link>>>,
     events: mpsc::UnboundedSender<Event>,
     me: Weak<Shared>,
+    /// Offer/answer attempts and the ICE driver, made on first use.
+    signalling: OnceLock<Arc<Signalling>>,
 }
 
 impl Shared {
     fn peers_weak(&self) -> Weak<Shared> {
         self.me.clone()
+    }
+
+    /// The endpoint's connection attempts by offer and answer (one ICE driver
+    /// per endpoint: the path layer has one STUN consumer).
+    pub(crate) fn signalling(&self) -> Arc<Signalling> {
+        self.signalling
+            .get_or_init(|| {
+                let _runtime = self.runtime.enter();
+                Signalling::start(self, self.me.clone())
+            })
+            .clone()
     }
 
     pub(crate) fn emit(&self, event: Event) {
@@ -237,12 +251,17 @@ impl Endpoint {
             peers: Mutex::new(HashMap::new()),
             events: sender,
             me: me.clone(),
+            signalling: OnceLock::new(),
         });
         shared.runtime.spawn(accept_loop(shared.clone()));
         shared.runtime.spawn(path_events(Arc::downgrade(&shared)));
         let endpoint = Self { shared };
         info!(peer_id = %endpoint.peer_id(), addrs = ?endpoint.local_addrs(), "endpoint up");
         Ok((endpoint, Events { receiver }))
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
+        Self { shared }
     }
 
     /// The state shared with the endpoint's tasks (for `super::rendezvous`).
