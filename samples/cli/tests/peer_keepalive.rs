@@ -4,8 +4,8 @@
 //! port-restricted NATs.
 //!
 //! - An idle session through NATs whose UDP session timers are 10 s stays up
-//!   for 3 minutes and is still direct at the end (the only long test; the
-//!   others run beside it).
+//!   for 3 minutes and is still direct at the end (the only long test, named
+//!   to sort first so that the others run beside it, not after it).
 //! - An idle listener behind such a NAT stays reachable through the server
 //!   with keepalives sized to the timer, is found again behind a symmetric NAT
 //!   with default keepalives (the expired mapping is noticed, the relay
@@ -148,7 +148,7 @@ fn json_lines(stdout: &str) -> Vec<Value> {
 }
 
 #[test]
-fn an_idle_session_through_10s_nat_timers_stays_up_for_3_minutes() {
+fn a_3_minute_idle_session_through_10s_nat_timers_stays_up() {
     if !natlab::is_root() {
         println!("SKIPPED(not root): the keepalive lab needs root for network namespaces");
         return;

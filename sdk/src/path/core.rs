@@ -12,7 +12,7 @@ use super::addr::{PathAddr, PeerKey, Via, canonical, inbound_virtual_addr, virtu
 use super::error::PathError;
 use super::event::{PathConfig, PathEvent, PeerStats};
 use super::probe::{self, Probe};
-use super::table::{CIDS_PER_PEER, Cid, PathEntry, PeerEntry};
+use super::table::{CIDS_PER_PEER, Cid, PathEntry, PeerEntry, SUSPECT_AFTER_MISSES};
 use crate::socket::{QUIC_CID_LEN, is_quic_initial, is_quic_short_header};
 use crate::stun::TransactionId;
 
@@ -373,6 +373,11 @@ impl PathCore {
         p.confirmed = true;
         p.last_seen = Some(now);
         p.probes_answered += 1;
+        if p.is_suspect() {
+            tracing::debug!(peer = %out.peer, path = %p.addr, "path answers again");
+        }
+        p.misses = 0;
+        p.answer_due = None;
         p.rtt_sample(now.saturating_duration_since(out.sent));
         p.retry = self.config.initial_retry;
         self.reselect(now, out.peer);
@@ -386,7 +391,30 @@ impl PathCore {
         let mut due = Vec::new();
         for (peer, entry) in &mut self.peers {
             for p in &mut entry.paths {
+                if let Some((sent, due)) = p.answer_due
+                    && due <= now
+                {
+                    p.answer_due = None;
+                    // QUIC packets that came by the path since count as an
+                    // answer: a busy path on a lossy link is not suspect.
+                    let heard = p.last_seen.is_some_and(|t| t > sent);
+                    if heard {
+                        p.misses = 0;
+                    } else if p.is_live(now, &self.config) {
+                        p.misses += 1;
+                        if p.misses == SUSPECT_AFTER_MISSES {
+                            tracing::debug!(%peer, path = %p.addr, "probes unanswered; path suspect");
+                        }
+                        // Ask again at once: one lost probe is not a dead path.
+                        if p.misses < SUSPECT_AFTER_MISSES {
+                            p.next_probe = now;
+                        }
+                    }
+                }
                 if p.next_probe <= now {
+                    if p.answer_due.is_none() && p.is_live(now, &self.config) {
+                        p.answer_due = Some((now, now + p.probe_timeout(&self.config)));
+                    }
                     due.push((*peer, p.via));
                     let wait = if p.is_live(now, &self.config) {
                         self.keepalive.map_or(self.config.probe_interval, |k| {
@@ -467,6 +495,7 @@ impl PathCore {
                 [
                     Some(p.next_probe),
                     p.live_until(&self.config).filter(|_| p.was_live),
+                    p.answer_due.map(|(_, due)| due),
                 ]
             })
             .flatten()

@@ -166,6 +166,11 @@ pub struct PathConfig {
     pub initial_retry: Duration,
     /// A path with no probe answer and no QUIC packet for this long is not live.
     pub live_timeout: Duration,
+    /// A probe unanswered after this long (or three smoothed RTTs, if longer)
+    /// is missed (unless QUIC packets came by the path meanwhile); the path is
+    /// probed again at once, and after three misses in a row another live path
+    /// carries the traffic until it answers again.
+    pub probe_timeout: Duration,
     /// Switch between two live paths of the same kind only if the new one's RTT
     /// is below this fraction of the active one's (hysteresis).
     pub rtt_switch_ratio: f64,
@@ -188,13 +193,15 @@ pub struct PathConfig {
 }
 
 impl Default for PathConfig {
-    /// Probe every second, retry from 100 ms, lose a path after 3 s of silence;
+    /// Probe every second, retry from 100 ms, a probe missed after 250 ms
+    /// (three in a row: use another path), lose a path after 3 s of silence;
     /// server keepalives every 15 s until the NAT timer is known.
     fn default() -> PathConfig {
         PathConfig {
             probe_interval: Duration::from_secs(1),
             initial_retry: Duration::from_millis(100),
             live_timeout: Duration::from_secs(3),
+            probe_timeout: Duration::from_millis(250),
             rtt_switch_ratio: 0.75,
             max_inbound_peers: 1024,
             max_paths_per_peer: 16,

@@ -12,6 +12,9 @@ use crate::socket::QUIC_CID_LEN;
 /// ID of a short-header packet from the peer: one of *our* IDs).
 pub(crate) type Cid = [u8; QUIC_CID_LEN];
 
+/// Probes missed in a row that make a live path suspect.
+pub(crate) const SUSPECT_AFTER_MISSES: u32 = 3;
+
 /// How many of a peer's connection IDs are remembered.
 pub(crate) const CIDS_PER_PEER: usize = 8;
 
@@ -30,6 +33,12 @@ pub(crate) struct PathEntry {
     pub(crate) retry: Duration,
     /// Liveness at the last evaluation, to report transitions once.
     pub(crate) was_live: bool,
+    /// When the latest probe on this path was sent and when it counts as
+    /// missed if unanswered (and nothing else came by the path meanwhile).
+    pub(crate) answer_due: Option<(Instant, Instant)>,
+    /// Probes missed in a row (reset by an answer). Three make the path
+    /// *suspect*: still live, but not chosen while another live path is not.
+    pub(crate) misses: u32,
     /// When the peer's QUIC traffic first came by this path, if it was found
     /// that way (a NAT rebinding) rather than added.
     pub(crate) discovered_at: Option<Instant>,
@@ -53,6 +62,8 @@ impl PathEntry {
             retry: config.initial_retry,
             was_live: false,
             discovered_at: None,
+            answer_due: None,
+            misses: 0,
             probes_sent: 0,
             probes_answered: 0,
             packets_sent: 0,
@@ -71,6 +82,21 @@ impl PathEntry {
             && self
                 .last_seen
                 .is_some_and(|t| now.saturating_duration_since(t) < config.live_timeout)
+    }
+
+    /// Three probes in a row went unanswered: the path is probably dead, and
+    /// another live path should carry the traffic until it answers again (the
+    /// live timeout, seconds, is for reporting it lost).
+    pub(crate) fn is_suspect(&self) -> bool {
+        self.misses >= SUSPECT_AFTER_MISSES
+    }
+
+    /// How long an answer to a probe may take before the probe counts as
+    /// missed: three smoothed RTTs, at least `config.probe_timeout`.
+    pub(crate) fn probe_timeout(&self, config: &PathConfig) -> Duration {
+        self.srtt
+            .map_or(Duration::ZERO, |r| r * 3)
+            .max(config.probe_timeout)
     }
 
     /// When this path stops being live if nothing arrives, if it is live.
@@ -147,16 +173,26 @@ impl PeerEntry {
     /// flap.
     pub(crate) fn select(&self, now: Instant, config: &PathConfig) -> Option<usize> {
         let rank = |p: &PathEntry| (p.kind(), p.srtt.unwrap_or(Duration::MAX));
+        // Suspect paths (probes unanswered) only when nothing better is live.
+        let usable = |p: &PathEntry| p.is_live(now, config) && !p.is_suspect();
+        let any_usable = self.paths.iter().any(usable);
+        let eligible = |p: &PathEntry| {
+            if any_usable {
+                usable(p)
+            } else {
+                p.is_live(now, config)
+            }
+        };
         let best = self
             .paths
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.is_live(now, config))
+            .filter(|(_, p)| eligible(p))
             .min_by_key(|(_, p)| rank(p))
             .map(|(i, _)| i)?;
         let current = self
             .active
-            .filter(|&i| self.paths.get(i).is_some_and(|p| p.is_live(now, config)));
+            .filter(|&i| self.paths.get(i).is_some_and(eligible));
         let (Some(cur), Some(b)) = (current, self.paths.get(best)) else {
             return Some(best);
         };
