@@ -178,7 +178,7 @@ fn run_pair(
 }
 
 #[test]
-fn port_set_sweep_goes_direct_and_random_symmetric_stays_relayed() {
+fn sweep_and_prediction_go_direct_and_random_symmetric_stays_relayed() {
     if !natlab::is_root() {
         println!("SKIPPED(not root): the hard-NAT lab test needs root for network namespaces");
         return;
@@ -190,6 +190,7 @@ fn port_set_sweep_goes_direct_and_random_symmetric_stays_relayed() {
         Site::new("portrestr", SiteKind::Nat(Nat::port_restricted())),
         Site::new("symmetric", SiteKind::Nat(Nat::symmetric())),
         Site::new("symb", SiteKind::Nat(Nat::symmetric())),
+        Site::new("seqsym", SiteKind::Nat(Nat::sequential_symmetric())),
     ];
     let mut lab = Lab::build(sites.into_iter().fold(Topology::new(), Topology::site))
         .expect("building the lab");
@@ -199,6 +200,8 @@ fn port_set_sweep_goes_direct_and_random_symmetric_stays_relayed() {
         ("mapesym", "portrestr", "direct-ipv4"),
         ("portrestr", "mapesym", "direct-ipv4"),
         ("mapeeim", "mapesym", "direct-ipv4"),
+        ("seqsym", "portrestr", "direct-ipv4"),
+        ("portrestr", "seqsym", "direct-ipv4"),
         ("symb", "symmetric", "relay"),
     ];
     let rows: Vec<Row> = pairs
