@@ -69,6 +69,12 @@ fn the_port_set_is_described_and_swept_by_the_independent_side() {
                 seed,
             );
             assert_eq!(kinds(&w), DIRECT, "{name}, seed {seed}");
+            println!(
+                "{name}, seed {seed}: relay at {:?}, direct at {:?}, sweeper sent {} probes",
+                w.peers[1].connected_at,
+                w.peers[1].direct_at,
+                w.peers[1].ice.hard_nat().packets_sent
+            );
             let a = &w.peers[0].ice;
             let nat = a.local_nat().unwrap();
             assert_eq!(nat.mapping, NatMapping::EndpointDependent);

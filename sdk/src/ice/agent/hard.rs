@@ -130,6 +130,16 @@ impl IceAgent {
         if !message.is_successful_binding_response() {
             return false;
         }
+        // The peer's agent signs its answer with its password (ours for it):
+        // an answer that does not verify is someone else's or forged.
+        let Some(remote) = self.agent.remote_credentials() else {
+            return false;
+        };
+        let hmac =
+            |key: &[u8], payloads: &[&[u8]]| is::DefaultSha1HmacProvider.sha1_hmac(key, payloads);
+        if !message.verify(remote.pass.as_bytes(), hmac) {
+            return false;
+        }
         let Some(prober) = &mut self.prober else {
             return false;
         };

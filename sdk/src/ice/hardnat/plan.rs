@@ -105,6 +105,19 @@ pub fn plan(
     if ports.is_empty() {
         return Err(NoPlan::NoTargets);
     }
+    let mut ports = ports;
+    if technique != Technique::Predict && !remote.observed.is_empty() {
+        // Nearest to the ports the servers saw first: an inferred set is a
+        // block around the real one, so the hit (and the stop) comes sooner.
+        ports.sort_by_key(|&p| {
+            remote
+                .observed
+                .iter()
+                .map(|&o| (i32::from(p) - i32::from(o)).abs())
+                .min()
+                .unwrap_or(0)
+        });
+    }
     if ports.len() > max_ports {
         return Err(NoPlan::OverBudget {
             ports: ports.len(),
@@ -188,7 +201,12 @@ mod tests {
         let p = run(Some(&eim()), &set16()).unwrap();
         assert_eq!(p.technique, Technique::Sweep);
         assert_eq!(p.targets.len(), 16);
-        assert_eq!(p.targets[0], SocketAddr::new(ip(), 20000));
+        // The observed ports first, then outward from them.
+        let first: Vec<u16> = p.targets.iter().take(5).map(|t| t.port()).collect();
+        assert_eq!(first, [20001, 20004, 20011, 20000, 20002]);
+        let mut all: Vec<u16> = p.targets.iter().map(|t| t.port()).collect();
+        all.sort_unstable();
+        assert_eq!(all, (20000..20016).collect::<Vec<u16>>());
         assert_eq!(p.rounds, 2);
     }
 
