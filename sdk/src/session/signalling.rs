@@ -196,6 +196,12 @@ impl Signalling {
         );
     }
 
+    /// The peer an attempt at virtual address `vaddr` was made with, if any: an
+    /// incoming session there must prove this identity.
+    pub(crate) fn peer_at(&self, vaddr: SocketAddr) -> Option<PeerId> {
+        self.lock().get(&vaddr).map(|a| a.peer)
+    }
+
     /// Our offer or answer (every candidate so far) for the attempt at `vaddr`.
     pub(crate) fn signal(&self, vaddr: SocketAddr) -> Result<Signal, SessionError> {
         let (role, attempt) = self
