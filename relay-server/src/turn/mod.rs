@@ -38,7 +38,7 @@ use tsunagi::stun::{
 };
 
 use crate::auth::{Authenticated, Authenticator, Rejection};
-use crate::counters::Counters;
+use crate::counters::{Counters, Pending};
 use crate::policy::{Cidr, PeerPolicy};
 use crate::server::Transmit;
 use crate::shared::{Quotas, Shared};
@@ -127,6 +127,8 @@ pub(crate) struct Turn {
     sockets: Box<dyn RelaySockets>,
     shared: Shared,
     counters: Arc<Counters>,
+    /// The data path's counts since the last [`Turn::publish_counters`].
+    pending: Pending,
     software: Option<String>,
     pub clock: Clock,
     rng: u64,
@@ -170,6 +172,7 @@ impl Turn {
             allocations: Allocations::default(),
             sockets,
             counters: shared.counters(),
+            pending: Pending::default(),
             shared,
             software,
             clock: Clock {
@@ -199,6 +202,11 @@ impl Turn {
             chunk.copy_from_slice(&self.rng.to_le_bytes()[..chunk.len()]);
         }
         bytes
+    }
+
+    /// Adds the data path's counts to the shared counters (once per batch).
+    pub fn publish_counters(&mut self) {
+        self.pending.publish(&self.counters);
     }
 
     /// The next allocation expiry.

@@ -165,6 +165,14 @@ impl Relays {
         true
     }
 
+    /// The state of every relay, by server address.
+    pub(crate) fn statuses(&self) -> Vec<RelayStatus> {
+        self.entries
+            .keys()
+            .filter_map(|server| self.status(*server))
+            .collect()
+    }
+
     /// The state of one relay.
     pub(crate) fn status(&self, server: SocketAddr) -> Option<RelayStatus> {
         let server = canonical(server);
