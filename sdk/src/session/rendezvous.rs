@@ -24,7 +24,7 @@ use tracing::debug;
 
 use super::signalling::{Applied, Local, Origin, Signalling, Trickle, random_u64};
 use super::{ConnectInfo, Endpoint, PeerId, SessionError};
-use crate::path::{PathEvent, PathEvents, PathHandle, PeerKey, ReceivedStun};
+use crate::path::{PathEvent, PathEvents, PathHandle, PeerKey, ReceivedStun, canonical};
 use crate::relay::{self, Credentials};
 use crate::signal::{self, Role, Signal};
 
@@ -372,14 +372,18 @@ async fn drive(
                 }
                 None => return,
             },
-            Some(e) = path_events.recv() => {
-                if let PathEvent::MappingChanged { server, to, .. } = e
-                    && server == this.server
-                {
+            Some(e) = path_events.recv() => match e {
+                PathEvent::MappingChanged { server, to, .. } if server == canonical(this.server) => {
                     tracing::info!(%server, mapped = %to, "registering again from the new mapping");
                     this.lock().client.renew(now());
                 }
-            }
+                // Made again (relay restart, new mapping): offer the new
+                // relayed addresses from now on.
+                PathEvent::RelayAllocated { server, relayed, .. } if server == canonical(this.server) => {
+                    this.lock().relayed = relayed;
+                }
+                _ => {}
+            },
             _ = this.wake.notified() => {}
             _ = tokio::time::sleep(sleep.min(Duration::from_secs(1))) => {}
         }
