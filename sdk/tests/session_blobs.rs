@@ -398,3 +398,57 @@ async fn open_attempts_are_bounded() {
     alice.close().await;
     bob.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_offer_gets_no_session_under_the_claimed_identity() {
+    let relay = start_tsunagi_relay();
+    let server = relay.local_addresses()[0];
+    let (alice, mut alice_events) = endpoint().await;
+    let (bob, _bob_events) = endpoint().await;
+    let (mallory, mut mallory_events) = endpoint_with(Duration::from_secs(4)).await;
+    add_relay(&alice, server).await;
+    add_relay(&mallory, server).await;
+    // Mallory offers to Alice but signs the offer with Bob's id; relayed
+    // candidates only, so every packet of hers reaches Alice over the paths
+    // Alice set up for "Bob".
+    let offer = relayed_only(mallory.create_offer(alice.peer_id()).await.unwrap());
+    let mut forged = Signal::from_blob(&offer).unwrap();
+    forged.from = *bob.peer_id().public_key();
+    let answer = alice
+        .apply_signal(&forged.to_blob().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        mallory.apply_signal(&relayed_only(answer)).await.unwrap(),
+        None
+    );
+    // Mallory's handshake reaches Alice, who closes it: Mallory's attempt ends.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match tokio::time::timeout_at(deadline, mallory_events.recv()).await {
+            Ok(Some(Event::ConnectFailed { error, .. })) => {
+                println!("mallory: connect failed: {error}");
+                break;
+            }
+            Ok(Some(Event::Disconnected { reason, .. })) => {
+                println!("mallory: disconnected: {reason:?}");
+                break;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("mallory closed"),
+            Err(_) => panic!("mallory's forged session was neither refused nor closed in 15 s"),
+        }
+    }
+    while let Some(event) = alice_events.try_recv() {
+        assert!(
+            !matches!(event, Event::Connected { .. }),
+            "alice got a session: {event:?}"
+        );
+    }
+    assert!(alice.peers().is_empty());
+    for e in [&alice, &bob, &mallory] {
+        e.close().await;
+    }
+    drop(relay);
+}

@@ -13,16 +13,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::Duration;
 
+use natlab::coturn::{Loopback, PortBlocks};
 use tsunagi::path::{PathAddr, PathEvent, PathKind, PeerKey, virtual_addr};
 use tsunagi::relay::{Config, Credentials};
 use tsunagi::session::{Endpoint, Event, Events, Identity, PeerId, SessionConfig};
-use tsunagi::stun::{Class, Message, MessageBuilder, Method, TransactionId};
 use tsunagi_relay::TurnConfig;
 use tsunagi_relay::udp::{Options, Running};
 
@@ -174,7 +171,7 @@ async fn relay_first_then_direct_through_tsunagi_relay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_first_then_direct_through_coturn() {
-    let Some(coturn) = Coturn::start(0) else {
+    let Some(coturn) = start_coturn(0) else {
         return;
     };
     relay_then_direct(coturn.addr, Credentials::new("u", "p")).await;
@@ -315,115 +312,25 @@ async fn expect_message(events: &mut Events, from: PeerId, want: &[u8]) {
     }
 }
 
-/// A running coturn with user `u:p`, loopback peers allowed; killed on drop.
-struct Coturn {
-    child: Child,
-    dir: PathBuf,
-    addr: SocketAddr,
-}
-
-impl Drop for Coturn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// coturn on loopback (natlab's launcher) with user `u:p`: 100 blocks of 50 ports
+/// in 32000..37000 (turn_coturn.rs uses 10000..32000).
+fn start_coturn(index: u32) -> Option<Loopback> {
+    if !Loopback::installed() {
+        eprintln!("skipping: coturn's `turnserver` is not installed");
+        return None;
     }
-}
-
-impl Coturn {
-    /// Starts coturn on a private port range (another range on a collision).
-    fn start(index: u32) -> Option<Coturn> {
-        if Command::new("turnserver")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            eprintln!("skipping: coturn's `turnserver` is not installed");
-            return None;
-        }
-        let pid = std::process::id();
-        for attempt in 0..8u32 {
-            // 100 slots of 50 ports in 32000..37000 (turn_coturn.rs uses 10000..32000).
-            let slot = (pid.wrapping_mul(37) + index * 7_727 + attempt * 6_151) % 100;
-            let port = 32_000 + slot as u16 * 50;
-            match Coturn::try_start(port) {
-                Ok(coturn) => return Some(coturn),
-                Err(log) if log.contains("in use") || log.contains("annot bind") => {
-                    eprintln!("port range at {port} busy, trying another");
-                }
-                Err(log) => panic!("coturn did not start on port {port}:\n{log}"),
-            }
-        }
-        panic!("no free port range for coturn after 8 tries");
-    }
-
-    fn try_start(port: u16) -> Result<Coturn, String> {
-        let dir = std::env::temp_dir().join(format!(
-            "tsunagi-session-coturn-{}-{port}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let log = File::create(dir.join("turn.log")).map_err(|e| e.to_string())?;
-        let (min, max) = ((port + 2).to_string(), (port + 49).to_string());
-        let child = Command::new("turnserver")
-            .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--no-tcp"])
-            .args(["--no-tcp-relay", "--listening-ip", "127.0.0.1"])
-            .args(["--listening-port", &port.to_string()])
-            .args([
-                "--relay-ip",
-                "127.0.0.1",
-                "--min-port",
-                &min,
-                "--max-port",
-                &max,
-            ])
-            .args(["--lt-cred-mech", "--user", "u:p", "--realm", "r"])
-            .args(["--allow-loopback-peers", "--log-file", "stdout"])
-            .arg("--userdb")
-            .arg(dir.join("turndb"))
-            .arg("--pidfile")
-            .arg(dir.join("pid"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().map_err(|e| e.to_string())?))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .map_err(|e| format!("cannot run turnserver: {e}"))?;
-        let mut coturn = Coturn {
-            child,
-            dir,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        };
-        coturn.wait_ready()?;
-        Ok(coturn)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("turn.log")).unwrap_or_default()
-    }
-
-    /// Ready once it answers a STUN Binding request; at most 10 s.
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let probe = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        probe
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .map_err(|e| e.to_string())?;
-        let request =
-            MessageBuilder::new(Class::Request, Method::BINDING, TransactionId::new([5; 12]))
-                .finish();
-        let end = Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 1500];
-        while Instant::now() < end {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("turnserver exited with {status}:\n{}", self.log()));
-            }
-            let _ = probe.send_to(&request, self.addr);
-            if let Ok((n, _)) = probe.recv_from(&mut buf)
-                && Message::decode(&buf[..n]).is_ok_and(|m| m.class() == Class::SuccessResponse)
-            {
-                return Ok(());
-            }
-        }
-        Err(format!("no STUN answer within 10 s:\n{}", self.log()))
-    }
+    let args = [
+        "--relay-ip",
+        "127.0.0.1",
+        "--lt-cred-mech",
+        "--user",
+        "u:p",
+        "--realm",
+        "r",
+    ];
+    let blocks = PortBlocks {
+        first: 32_000,
+        slots: 100,
+    };
+    Some(Loopback::start(blocks, index, &args).unwrap())
 }

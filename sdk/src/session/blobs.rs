@@ -24,7 +24,9 @@
 //! public keys (RFC 7250) proves the peer holds that key. A forged answer can
 //! at worst make the attempt fail ([`super::Event::ConnectFailed`]); an answer
 //! from an identity we made no offer to is refused
-//! ([`SessionError::AnswerWithoutOffer`]).
+//! ([`SessionError::AnswerWithoutOffer`]). On the answering side, a session
+//! arriving over the paths set up for an offer must prove the identity the
+//! offer named, or it is closed.
 
 use std::time::Duration;
 

@@ -54,6 +54,11 @@ impl Shared {
             .clone()
     }
 
+    /// The identity an offer/answer attempt expects at `vaddr`, if there is one.
+    fn expected_at(&self, vaddr: SocketAddr) -> Option<PeerId> {
+        self.signalling.get()?.peer_at(vaddr)
+    }
+
     pub(crate) fn emit(&self, event: Event) {
         // The receiver is gone only when the game dropped its `Events`: nothing to tell.
         let _ = self.events.send(event);
@@ -547,6 +552,18 @@ async fn accept_loop(shared: Arc<Shared>) {
                 connection.close(peer::CODE_PROTOCOL, b"no Ed25519 key presented");
                 return;
             };
+            // Paths set up for an offer or answer belong to the identity it named:
+            // another key arriving over them (a forged blob) gets no session there.
+            if let Some(expected) = shared.expected_at(connection.remote_address())
+                && expected != peer
+            {
+                debug!(peer = %peer.short(), expected = %expected.short(), "incoming identity does not match the attempt's");
+                connection.close(
+                    peer::CODE_PROTOCOL,
+                    b"identity does not match the offer or answer for these paths",
+                );
+                return;
+            }
             debug!(peer = %peer.short(), vaddr = %connection.remote_address(), "incoming connection");
             let link = Link::new(connection, peer, false);
             peer::spawn_tasks(&shared, &link);

@@ -30,6 +30,9 @@ use crate::signal::{self, Role, Signal};
 
 /// How long registration and the relay allocation may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long describing our NAT may take (three Binding requests; a server
+/// without RFC 5780 answers the first and the description ends there).
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A registration with a rendezvous server: answers offers from other peers and
 /// sends ours. Keep it as long as peers should be able to reach this endpoint;
@@ -135,6 +138,17 @@ impl Rendezvous {
         tokio::spawn(drive(Arc::downgrade(&inner), received, path_events));
         let rendezvous = Rendezvous { inner };
         rendezvous.wait_registered().await?;
+        // Our NAT's mapping behaviour, for the peers' hard-NAT prediction; the
+        // registration made the first mapping towards this server already.
+        match rendezvous
+            .inner
+            .signalling
+            .describe_nat(server, DESCRIBE_TIMEOUT)
+            .await
+        {
+            Some(nat) => debug!(?nat, "NAT description for offers and answers"),
+            None => debug!(%server, "NAT not described: offers carry no NAT description"),
+        }
         match paths.wait_relay(server, SETUP_TIMEOUT).await {
             Ok(relayed) => rendezvous.inner.lock().relayed = relayed,
             Err(e) => {

@@ -116,6 +116,16 @@ impl Signalling {
         signalling
     }
 
+    /// Describes our NAT through `server`'s RFC 5780 addresses (see
+    /// [`IceDriver::describe_nat`]); agents started afterwards carry it.
+    pub(crate) async fn describe_nat(
+        &self,
+        server: SocketAddr,
+        timeout: std::time::Duration,
+    ) -> Option<crate::signal::NatDescription> {
+        self.ice.describe_nat(server, timeout).await
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<SocketAddr, Attempt>> {
         self.attempts.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -194,6 +204,12 @@ impl Signalling {
                 trickle,
             },
         );
+    }
+
+    /// The peer an attempt at virtual address `vaddr` was made with, if any: an
+    /// incoming session there must prove this identity.
+    pub(crate) fn peer_at(&self, vaddr: SocketAddr) -> Option<PeerId> {
+        self.lock().get(&vaddr).map(|a| a.peer)
     }
 
     /// Our offer or answer (every candidate so far) for the attempt at `vaddr`.
