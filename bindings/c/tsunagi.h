@@ -302,6 +302,17 @@ tsunagi_result tsunagi_config_set_bind_port(struct tsunagi_config *config, uint1
 tsunagi_result tsunagi_config_set_connect_timeout_ms(struct tsunagi_config *config,
                                                      uint32_t milliseconds);
 
+// The NAT's UDP session timer in milliseconds, if the game knows it (the binding
+// lifetime `tsunagi natcheck` measured on this network, or one the game remembered for
+// it); 0, the default, means unknown. Keepalives toward the relay and the rendezvous
+// server then come at 40 % of it instead of every 15 s (the SDK also shortens them by
+// itself when it sees a mapping expire). Must be 0 or between 1000 and 3600000.
+//
+// # Safety
+// `config` is NULL or valid.
+tsunagi_result tsunagi_config_set_nat_timer_ms(struct tsunagi_config *config,
+                                               uint32_t milliseconds);
+
 // Number of reliable channels, numbered from 0 (default 8, at most 256). Both players
 // must use the same number.
 //

@@ -135,6 +135,8 @@ public:
     Status SetLoopbackOnly(bool on) { return Status(tsunagi_config_set_loopback_only(raw_, on)); }
     Status SetBindPort(uint16_t port) { return Status(tsunagi_config_set_bind_port(raw_, port)); }
     Status SetConnectTimeoutMs(uint32_t ms) { return Status(tsunagi_config_set_connect_timeout_ms(raw_, ms)); }
+    /// The NAT's UDP session timer if known (natcheck's binding lifetime), 0 = unknown.
+    Status SetNatTimerMs(uint32_t ms) { return Status(tsunagi_config_set_nat_timer_ms(raw_, ms)); }
     Status SetChannels(uint16_t n) { return Status(tsunagi_config_set_channels(raw_, n)); }
     Status SetLogLevel(tsunagi_log_level level) { return Status(tsunagi_config_set_log_level(raw_, level)); }
     /// TURN relay "host:port"; needs SetRelayToken or SetRelayCredentials. Applied at Create.

@@ -39,6 +39,8 @@ pub(crate) struct ConfigState {
     pub(crate) relay_token: Option<String>,
     /// Rendezvous server as given (`host:port`), resolved at endpoint creation.
     pub(crate) rendezvous_server: Option<String>,
+    /// The NAT's UDP session timer, if the game knows it.
+    pub(crate) nat_timer: Option<Duration>,
 }
 
 impl ConfigState {
@@ -63,6 +65,7 @@ impl ConfigState {
         if let Some(channels) = self.channels {
             config.channels = channels;
         }
+        config.paths.nat_timer = self.nat_timer;
         Ok(config)
     }
 
@@ -276,6 +279,31 @@ pub unsafe extern "C" fn tsunagi_config_set_connect_timeout_ms(
             )));
         }
         state.connect_timeout = Some(Duration::from_millis(u64::from(milliseconds)));
+        Ok(TSUNAGI_OK)
+    })
+}
+
+/// The NAT's UDP session timer in milliseconds, if the game knows it (the binding
+/// lifetime `tsunagi natcheck` measured on this network, or one the game remembered for
+/// it); 0, the default, means unknown. Keepalives toward the relay and the rendezvous
+/// server then come at 40 % of it instead of every 15 s (the SDK also shortens them by
+/// itself when it sees a mapping expire). Must be 0 or between 1000 and 3600000.
+///
+/// # Safety
+/// `config` is NULL or valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tsunagi_config_set_nat_timer_ms(
+    config: *mut tsunagi_config,
+    milliseconds: u32,
+) -> tsunagi_result {
+    with_config(config, |state| {
+        if milliseconds != 0 && !(1_000..=3_600_000).contains(&milliseconds) {
+            return Err(FfiError::invalid(format!(
+                "NAT timer of {milliseconds} ms is out of range: pass 0 (unknown) or 1000 to 3600000"
+            )));
+        }
+        state.nat_timer =
+            (milliseconds != 0).then(|| Duration::from_millis(u64::from(milliseconds)));
         Ok(TSUNAGI_OK)
     })
 }

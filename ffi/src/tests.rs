@@ -111,6 +111,26 @@ fn null_pointers_and_bad_arguments_are_rejected_with_a_message() {
 }
 
 #[test]
+fn a_known_nat_timer_reaches_the_path_layer() {
+    let config = tsunagi_config_new();
+    // SAFETY: config is fresh and freed once at the end.
+    unsafe {
+        assert_eq!(
+            tsunagi_config_set_nat_timer_ms(config, 500),
+            TSUNAGI_ERR_INVALID_ARGUMENT
+        );
+        assert!(last_error().contains("NAT timer"), "{}", last_error());
+        assert_eq!(tsunagi_config_set_nat_timer_ms(config, 10_000), TSUNAGI_OK);
+        let session = (*config).lock().session_config().unwrap();
+        assert_eq!(session.paths.nat_timer, Some(Duration::from_secs(10)));
+        assert_eq!(tsunagi_config_set_nat_timer_ms(config, 0), TSUNAGI_OK);
+        let session = (*config).lock().session_config().unwrap();
+        assert_eq!(session.paths.nat_timer, None);
+        tsunagi_config_free(config);
+    }
+}
+
+#[test]
 fn identity_round_trips_through_bytes_and_text() {
     let ep = loopback_endpoint();
     // SAFETY: ep is live until destroyed; buffers are sized as passed.

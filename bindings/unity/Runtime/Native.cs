@@ -95,6 +95,7 @@ namespace Tsunagi
         [DllImport(Lib)] public static extern int tsunagi_config_set_loopback_only(IntPtr config, [MarshalAs(UnmanagedType.U1)] bool enabled);
         [DllImport(Lib)] public static extern int tsunagi_config_set_bind_port(IntPtr config, ushort port);
         [DllImport(Lib)] public static extern int tsunagi_config_set_connect_timeout_ms(IntPtr config, uint milliseconds);
+        [DllImport(Lib)] public static extern int tsunagi_config_set_nat_timer_ms(IntPtr config, uint milliseconds);
         [DllImport(Lib)] public static extern int tsunagi_config_set_channels(IntPtr config, ushort channels);
         [DllImport(Lib)] public static extern int tsunagi_config_set_log_level(IntPtr config, int level);
         [DllImport(Lib)] public static extern int tsunagi_config_set_relay_server(IntPtr config, byte[] server);

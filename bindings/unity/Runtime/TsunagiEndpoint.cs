@@ -46,6 +46,8 @@ namespace Tsunagi
         public TsunagiResult SetLoopbackOnly(bool on) { return (TsunagiResult)Native.tsunagi_config_set_loopback_only(Handle, on); }
         public TsunagiResult SetBindPort(ushort port) { return (TsunagiResult)Native.tsunagi_config_set_bind_port(Handle, port); }
         public TsunagiResult SetConnectTimeoutMs(uint ms) { return (TsunagiResult)Native.tsunagi_config_set_connect_timeout_ms(Handle, ms); }
+        /// <summary>The NAT's UDP session timer if known (natcheck's binding lifetime), 0 = unknown.</summary>
+        public TsunagiResult SetNatTimerMs(uint ms) { return (TsunagiResult)Native.tsunagi_config_set_nat_timer_ms(Handle, ms); }
         public TsunagiResult SetChannels(ushort channels) { return (TsunagiResult)Native.tsunagi_config_set_channels(Handle, channels); }
         public TsunagiResult SetLogLevel(TsunagiLogLevel level) { return (TsunagiResult)Native.tsunagi_config_set_log_level(Handle, (int)level); }
         public TsunagiResult SetRelayServer(string hostPort) { return (TsunagiResult)Native.tsunagi_config_set_relay_server(Handle, Native.Utf8(hostPort)); }
