@@ -37,6 +37,13 @@ pub struct PeerArgs {
     /// a NAT with a short timer an idle listener becomes unreachable).
     #[arg(long)]
     no_keepalive: bool,
+    /// Measure the NAT's session timer in the background (a minute or more,
+    /// against --server, which must answer RFC 5780: tsunagi-relay with
+    /// --rfc5780-alt) and size the keepalives by it; prints
+    /// `{"event":"nat_timer","ms":…,"keepalive_ms":…}` when done (`ms` null:
+    /// not measured).
+    #[arg(long)]
+    measure_nat_timer: bool,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -105,6 +112,15 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
         let (endpoint, events) = Endpoint::bind(config)
             .await
             .context("could not open the UDP sockets")?;
+        if args.measure_nat_timer {
+            let measuring = endpoint.measure_nat_timer(&args.server, Duration::from_secs(60));
+            let paths = endpoint.path_handle().clone();
+            tokio::spawn(async move {
+                let ms = measuring.await.ok().flatten().map(|t| t.as_millis());
+                let keepalive_ms = paths.keepalive_interval().map(|k| k.as_millis());
+                emit(&json!({"event": "nat_timer", "ms": ms, "keepalive_ms": keepalive_ms}));
+            });
+        }
         match &args.mode {
             Mode::Listen => listen(&endpoint, events, server, &args.token).await,
             Mode::Connect {

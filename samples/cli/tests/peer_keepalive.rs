@@ -10,6 +10,9 @@
 //!   with keepalives sized to the timer, is found again behind a symmetric NAT
 //!   with default keepalives (the expired mapping is noticed, the relay
 //!   allocated and the registration renewed), and is lost without keepalives.
+//! - `--measure-nat-timer`: the background measurement (diag's binding
+//!   lifetime search against tsunagi-relay with RFC 5780) finds the 10 s timer
+//!   without delaying the registration, and keepalives come at 40 % of it.
 //! - A conntrack flush on one router mid-session (same ports afterwards, or
 //!   new ones: a rebinding), and a direct path that dies for 6 s (relay
 //!   meanwhile, direct again after), lose no message; the test prints the
@@ -74,6 +77,8 @@ fn lab(sites: Vec<Site>) -> (Lab, SocketAddr) {
         .run(move || {
             start(&Options {
                 listen: vec![server],
+                // RFC 5780 for the background timer measurement.
+                rfc5780_alternate: Some(SocketAddr::new(SERVER_V4[1].into(), 3479)),
                 threads: 1,
                 turn: Some(TurnConfig {
                     auth_secrets: vec![SECRET.to_owned()],
@@ -487,5 +492,54 @@ fn a_conntrack_flush_or_a_dead_direct_path_mid_session_loses_no_message() {
         fallback.paths_after,
         ["relay", "direct-ipv4"],
         "relay while the direct path is dead, then direct again"
+    );
+}
+
+#[test]
+fn a_background_measurement_sizes_the_keepalives_to_the_nat_timer() {
+    if !natlab::is_root() {
+        println!("SKIPPED(not root): the keepalive lab needs root for network namespaces");
+        return;
+    }
+    let started = Instant::now();
+    let (lab, server) = lab(vec![short_timer_site("mtl")]);
+    let mut cmd = peer_command(&lab, "mtl", server, &["--measure-nat-timer", "listen"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = Reap(cmd.spawn().unwrap());
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send((started.elapsed(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    // Ready first: the measurement must not hold up the registration.
+    let (ready_after, ready) = rx.recv_timeout(Duration::from_secs(15)).unwrap();
+    assert!(ready.contains("\"ready\""), "{ready}");
+    let (measured_after, line) = rx
+        .recv_timeout(Duration::from_secs(170))
+        .expect("no nat_timer line within 170 s");
+    let value: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(value["event"], "nat_timer", "{line}");
+    let ms = value["ms"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("not measured: {line}"));
+    println!(
+        "background NAT timer measurement behind a {TIMER:?} timer: {ms} ms after {:.0} s (ready after {:.1} s), keepalives now every {} ms",
+        measured_after.as_secs_f64() - ready_after.as_secs_f64(),
+        ready_after.as_secs_f64(),
+        value["keepalive_ms"]
+    );
+    assert!(
+        (7_000..=10_500).contains(&ms),
+        "measured {ms} ms for a {TIMER:?} conntrack timer"
+    );
+    let keepalive_ms = value["keepalive_ms"].as_u64().unwrap();
+    assert!(
+        keepalive_ms.abs_diff(ms * 2 / 5) <= 1,
+        "keepalives at 40 % of the measured timer: {line}"
     );
 }
