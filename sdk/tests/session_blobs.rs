@@ -306,6 +306,39 @@ async fn relay_first_connects_lose_nothing() {
     }
 }
 
+/// The answering side asks its relay for the permission (and channel) to the
+/// offerer's relayed address before it makes the answer: the offerer sends its
+/// first QUIC packet as soon as the answer arrives, and the relay drops data
+/// for an allocation without a permission for its source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_answer_comes_after_the_permission_for_the_offerer_is_requested() {
+    let relay = start_tsunagi_relay();
+    let server = relay.local_addresses()[0];
+    let (alice, _alice_events) = endpoint().await;
+    let (bob, _bob_events) = endpoint().await;
+    add_relay(&alice, server).await;
+    add_relay(&bob, server).await;
+    let offer = relayed_only(alice.create_offer(bob.peer_id()).await.unwrap());
+    let alice_relayed: Vec<SocketAddr> = Signal::from_blob(&offer)
+        .unwrap()
+        .candidates
+        .iter()
+        .map(|c| c.addr)
+        .collect();
+    let answer = bob.apply_signal(&offer).await.unwrap();
+    assert!(answer.is_some());
+    let asked = bob.path_handle().relay(server).unwrap().peers;
+    for relayed in &alice_relayed {
+        assert!(
+            asked.contains(relayed),
+            "no permission asked for {relayed} before the answer: {asked:?}"
+        );
+    }
+    alice.close().await;
+    bob.close().await;
+    drop(relay);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crossed_offers_make_one_session() {
     let (alice, mut alice_events) = endpoint().await;
