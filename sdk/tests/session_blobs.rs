@@ -246,12 +246,16 @@ async fn blobs_with_only_relayed_candidates_connect_over_the_relay() {
 /// Relay-first connects with the relay added right after binding (as the CLI
 /// and the lab tests do) lose nothing on the way: every TURN request is
 /// answered the first time (a retransmission costs 500 ms: the connect time
-/// was ~10 ms or ~510 ms), the relay drops no data for want of a permission,
-/// and QUIC declares no packet lost. A current-thread runtime, so that the
-/// first sends happen before the reactor has ever seen the new sockets
-/// writable (tokio refused them as WouldBlock, and they were dropped). The
-/// first retransmission timeout is 5 s here, so only a lost datagram, never a
-/// slow machine, makes a retransmission.
+/// was ~10 ms or ~510 ms) and QUIC declares no packet lost (a first packet
+/// the relay dropped for want of a permission would be). The relay may drop
+/// the answering side's first path probe, sent before the offering side has
+/// the answer and so a permission for it; probes are retried and never hold
+/// QUIC back (it goes over every candidate path until one is confirmed).
+/// A current-thread runtime, so that the first sends happen before the
+/// reactor has ever seen the new sockets writable (tokio refused them as
+/// WouldBlock, and they were dropped). The first retransmission timeout is
+/// 5 s here, so only a lost datagram, never a slow machine, makes a
+/// retransmission.
 #[tokio::test]
 async fn relay_first_connects_lose_nothing() {
     for round in 0..3 {
@@ -295,11 +299,6 @@ async fn relay_first_connects_lose_nothing() {
                 "round {round}: {who} lost QUIC packets"
             );
         }
-        assert_eq!(
-            relay.registry().core_total("unpermitted_drops"),
-            0,
-            "round {round}: the relay dropped data without a permission"
-        );
         alice.close().await;
         bob.close().await;
         drop(relay);
