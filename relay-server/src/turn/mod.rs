@@ -22,6 +22,7 @@ mod legacy;
 mod peers;
 mod permissions;
 pub(crate) mod ports;
+mod reservations;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -44,6 +45,7 @@ use crate::server::Transmit;
 use crate::shared::{Quotas, Shared};
 use allocation::{Allocation, Allocations};
 use ports::{PortPool, RelaySockets};
+use reservations::Reservations;
 
 /// The TURN service's settings.
 #[derive(Debug, Clone)]
@@ -124,6 +126,8 @@ pub(crate) struct Turn {
     policy: PeerPolicy,
     allocations: Allocations,
     ports: PortPool,
+    /// Ports reserved by EVEN-PORT with the R bit, by RESERVATION-TOKEN.
+    reservations: Reservations,
     sockets: Box<dyn RelaySockets>,
     shared: Shared,
     counters: Arc<Counters>,
@@ -170,6 +174,7 @@ impl Turn {
             auth,
             policy,
             allocations: Allocations::default(),
+            reservations: Reservations::default(),
             sockets,
             counters: shared.counters(),
             pending: Pending::default(),
@@ -209,16 +214,27 @@ impl Turn {
         self.pending.publish(&self.counters);
     }
 
-    /// The next allocation expiry.
+    /// The next allocation or port reservation expiry.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.allocations.next_expiry()
+        match (
+            self.allocations.next_expiry(),
+            self.reservations.next_expiry(),
+        ) {
+            (Some(a), Some(r)) => Some(a.min(r)),
+            (a, r) => a.or(r),
+        }
     }
 
-    /// Ends every allocation expired at `now`, closing its relayed sockets.
+    /// Ends every allocation and port reservation expired at `now`, closing
+    /// their relayed sockets.
     pub fn handle_timeout(&mut self, now: Instant) {
         for allocation in self.allocations.expire(now) {
             tracing::debug!(client = %allocation.client, "allocation expired");
             self.end(allocation);
+        }
+        for reserved in self.reservations.expire(now) {
+            tracing::debug!(%reserved, "port reservation expired");
+            self.ports.close(self.sockets.as_mut(), reserved);
         }
     }
 

@@ -7,9 +7,13 @@
 //!   for 3 minutes and is still direct at the end (the only long test; the
 //!   others run beside it).
 //! - An idle listener behind such a NAT stays reachable through the server
-//!   with keepalives sized to the timer, and is lost without keepalives.
-//! - A conntrack flush on one router mid-session loses no message; the test
-//!   prints the longest echo gap.
+//!   with keepalives sized to the timer, is found again behind a symmetric NAT
+//!   with default keepalives (the expired mapping is noticed, the relay
+//!   allocated and the registration renewed), and is lost without keepalives.
+//! - A conntrack flush on one router mid-session (same ports afterwards, or
+//!   new ones: a rebinding), and a direct path that dies for 6 s (relay
+//!   meanwhile, direct again after), lose no message; the test prints the
+//!   longest echo gaps.
 //!
 //! Needs root; prints `SKIPPED(not root)` otherwise.
 
@@ -187,10 +191,39 @@ fn an_idle_listener_stays_reachable_only_with_keepalives() {
     let (lab, server) = lab(vec![
         short_timer_site("kon"),
         short_timer_site("koff"),
+        Site::new("ksym", SiteKind::Nat(Nat::symmetric())).knobs(Knobs {
+            udp_timeout: Some((TIMER, TIMER)),
+            ..Knobs::default()
+        }),
         Site::new("kc", SiteKind::Nat(Nat::port_restricted())),
     ]);
     let (_on, on_id) = listen(&lab, "kon", server, &["--nat-timer", "10"]);
     let (_off, off_id) = listen(&lab, "koff", server, &["--no-keepalive"]);
+    // Default keepalives (15 s) behind a symmetric NAT: the mapping expires
+    // after 10 s, the first keepalive comes back from a new port, and the
+    // listener must notice, shorten its keepalives, register again and
+    // allocate again before anyone can reach it.
+    let sym_log = lab.workdir().join("ksym-listener.log");
+    let (_sym, sym_id) = {
+        let mut cmd = peer_command(&lab, "ksym", server, &["listen"]);
+        cmd.env("RUST_LOG", "tsunagi=info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&sym_log).unwrap());
+        let mut child = Reap(cmd.spawn().unwrap());
+        let stdout = child.0.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            if let Some(Ok(line)) = BufReader::new(stdout).lines().next() {
+                let _ = tx.send(line);
+            }
+        });
+        let ready: Value = serde_json::from_str(
+            &rx.recv_timeout(Duration::from_secs(15))
+                .expect("ksym: no ready line within 15 s"),
+        )
+        .unwrap();
+        (child, ready["peer_id"].as_str().unwrap().to_owned())
+    };
     // The idle gap is what is under test: 2.5 session timers with no traffic
     // of the application's toward the server.
     std::thread::sleep(TIMER * 5 / 2);
@@ -204,6 +237,34 @@ fn an_idle_listener_stays_reachable_only_with_keepalives() {
         "the listener with keepalives every 4 s was not reachable after idling:\nstdout:\n{stdout}\nstderr:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    let args = connect_args(&sym_id, &["--count", "3"]);
+    let mut cmd = peer_command(&lab, "kc", server, &args);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(40)).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let log = std::fs::read_to_string(&sym_log).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "the listener behind a symmetric NAT was not found again after its mapping expired:\nstdout:\n{stdout}\nstderr:\n{}\nlistener log:\n{log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        log.contains("mapping toward the server changed") && log.contains("keepalives shortened"),
+        "the listener should have seen its mapping change: {log}"
+    );
+
+    for line in log.lines().filter(|l| {
+        [
+            "changed",
+            "shortened",
+            "registering again",
+            "TURN allocation",
+        ]
+        .iter()
+        .any(|k| l.contains(k))
+    }) {
+        println!("ksym listener: {line}");
+    }
 
     let args = connect_args(&off_id, &["--count", "3"]);
     let mut cmd = peer_command(&lab, "kc", server, &args);
@@ -219,30 +280,43 @@ fn an_idle_listener_stays_reachable_only_with_keepalives() {
         "expected the offer to go unanswered: {stderr}"
     );
     println!(
-        "idle listener, {:?} idle behind a {TIMER:?} NAT timer: with keepalives reachable, without unreachable ({:.0} s)",
+        "idle listener, {:?} idle behind a {TIMER:?} NAT timer: with keepalives sized to it reachable; with default keepalives behind a symmetric NAT found again (new mapping seen, keepalives shortened); without keepalives unreachable ({:.0} s)",
         TIMER * 5 / 2,
         started.elapsed().as_secs_f64()
     );
 }
 
-/// What one flush run saw.
-struct FlushRun {
-    /// Conntrack entries on the router when it was flushed.
-    deleted: String,
+/// What happens to a router mid-session.
+#[derive(Debug, Clone, Copy)]
+enum Disruption<'a> {
+    /// `conntrack -F` on this site's router: it forgets every mapping.
+    Flush(&'a str),
+    /// This site's router drops everything between its host and the other
+    /// site's public address for a while: the direct path dies, the relay
+    /// still works.
+    Block(&'a str, Duration),
+}
+
+/// What one disrupted run saw.
+struct Disrupted {
+    /// What was done (conntrack entries flushed, or the block).
+    what: String,
+    /// The path events the connector printed after the disruption.
+    paths_after: Vec<String>,
     path: String,
     max_rtt_ms: f64,
     max_silence: Duration,
 }
 
 /// `connector` sends 60 messages 100 ms apart to `listener`; after the fifth
-/// echo the router of `flush` forgets every connection (`conntrack -F`).
-fn flush_run(
+/// echo, `disruption` happens.
+fn disrupted_run(
     lab: &Lab,
     server: SocketAddr,
     listener: &str,
     connector: &str,
-    flush: &str,
-) -> FlushRun {
+    disruption: Disruption<'_>,
+) -> Disrupted {
     let (_listener, peer_id) = listen(lab, listener, server, &[]);
     let args = connect_args(&peer_id, &["--count", "60", "--interval-ms", "100"]);
     let mut cmd = peer_command(lab, connector, server, &args);
@@ -260,30 +334,68 @@ fn flush_run(
     });
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut lines: Vec<(Instant, Value)> = Vec::new();
-    let mut flushed = None;
-    let router = lab.site(flush).unwrap().edge_router.clone();
+    let mut disrupted: Option<(Instant, String)> = None;
+    let mut unblock_at: Option<(Instant, natlab::netns::Netns)> = None;
     loop {
-        let wait = deadline.saturating_duration_since(Instant::now());
-        let Ok((at, line)) = rx.recv_timeout(wait) else {
+        let now = Instant::now();
+        if let Some((at, ns)) = &unblock_at
+            && *at <= now
+        {
+            ns.nft("delete table inet tsunagiblock")
+                .expect("removing the block");
+            unblock_at = None;
+        }
+        let wait = deadline
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(100));
+        if now >= deadline {
             break;
+        }
+        let Ok((at, line)) = rx.recv_timeout(wait) else {
+            continue;
         };
         let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
         let is_done = value["event"] == "done";
         lines.push((at, value));
         let echoes = lines.iter().filter(|(_, v)| v["event"] == "echo").count();
-        if flushed.is_none() && echoes >= 5 {
-            let ns = &lab.node(&router).unwrap().ns;
-            let count = ns.exec("conntrack", ["-C"]).expect("conntrack -C");
-            let entries = String::from_utf8_lossy(&count.stdout).trim().to_owned();
-            let out = ns
-                .exec("conntrack", ["-F"])
-                .expect("conntrack -F in the router");
-            assert!(out.status.success(), "{out:?}");
-            flushed = Some((Instant::now(), entries));
+        if disrupted.is_none() && echoes >= 5 {
+            let what = match disruption {
+                Disruption::Flush(site) => {
+                    let router = lab.site(site).unwrap().edge_router.clone();
+                    let ns = &lab.node(&router).unwrap().ns;
+                    let count = ns.exec("conntrack", ["-C"]).expect("conntrack -C");
+                    let entries = String::from_utf8_lossy(&count.stdout).trim().to_owned();
+                    let out = ns
+                        .exec("conntrack", ["-F"])
+                        .expect("conntrack -F in the router");
+                    assert!(out.status.success(), "{out:?}");
+                    format!("conntrack -F on {site}'s router ({entries} entries)")
+                }
+                Disruption::Block(site, period) => {
+                    let router = lab.site(site).unwrap().edge_router.clone();
+                    let other = if site == listener {
+                        connector
+                    } else {
+                        listener
+                    };
+                    let other_ip = lab.site(other).unwrap().public_v4.unwrap();
+                    let ns = lab.node(&router).unwrap().ns.clone();
+                    ns.nft(&format!(
+                        "table inet tsunagiblock {{\n  chain forward {{\n    type filter hook forward priority -10; policy accept;\n    ip saddr {other_ip} drop\n    ip daddr {other_ip} drop\n  }}\n}}\n"
+                    ))
+                    .expect("blocking the direct path");
+                    unblock_at = Some((Instant::now() + period, ns));
+                    format!("{site}'s router drops {other}'s address for {period:?}")
+                }
+            };
+            disrupted = Some((Instant::now(), what));
         }
         if is_done {
             break;
         }
+    }
+    if let Some((_, ns)) = unblock_at {
+        let _ = ns.nft("delete table inet tsunagiblock");
     }
     let status = child.0.wait().unwrap();
     let mut stderr = String::new();
@@ -291,19 +403,19 @@ fn flush_run(
         let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
     }
     let text: Vec<String> = lines.iter().map(|(_, v)| v.to_string()).collect();
-    let (flushed_at, deleted) = flushed.expect("no 5 echoes before the flush");
+    let (disrupted_at, what) = disrupted.expect("no 5 echoes before the disruption");
     assert!(
         status.success(),
-        "{connector} → {listener}: messages were lost across the flush of {flush}:\n{}\nstderr:\n{stderr}",
+        "{connector} → {listener}: messages were lost across `{what}`:\n{}\nstderr:\n{stderr}",
         text.join("\n")
     );
     let done = &lines.last().unwrap().1;
     assert_eq!(done["received"], 60, "{}", text.join("\n"));
-    // The gap: the longest round trip of a message sent around the flush, and
-    // the longest silence between echoes.
+    // The gap: the longest round trip of a message sent around the
+    // disruption, and the longest silence between echoes.
     let max_rtt_ms = lines
         .iter()
-        .filter(|(at, v)| v["event"] == "echo" && *at >= flushed_at)
+        .filter(|(at, v)| v["event"] == "echo" && *at >= disrupted_at)
         .filter_map(|(_, v)| v["rtt_ms"].as_f64())
         .fold(0.0, f64::max);
     let echo_times: Vec<Instant> = lines
@@ -316,8 +428,14 @@ fn flush_run(
         .map(|w| w[1].duration_since(w[0]))
         .max()
         .unwrap_or_default();
-    FlushRun {
-        deleted,
+    let paths_after = lines
+        .iter()
+        .filter(|(at, v)| v["event"] == "path" && *at >= disrupted_at)
+        .map(|(_, v)| v["path"].as_str().unwrap_or("?").to_owned())
+        .collect();
+    Disrupted {
+        what,
+        paths_after,
         path: done["path"].as_str().unwrap_or("?").to_owned(),
         max_rtt_ms,
         max_silence,
@@ -325,7 +443,7 @@ fn flush_run(
 }
 
 #[test]
-fn a_conntrack_flush_mid_session_loses_no_message() {
+fn a_conntrack_flush_or_a_dead_direct_path_mid_session_loses_no_message() {
     if !natlab::is_root() {
         println!("SKIPPED(not root): the keepalive lab needs root for network namespaces");
         return;
@@ -338,21 +456,22 @@ fn a_conntrack_flush_mid_session_loses_no_message() {
         Site::new("fld", SiteKind::Nat(Nat::symmetric())),
     ]);
     // Port-preserving NAT: the mappings come back with the same ports.
-    let same = flush_run(&lab, server, "fla", "flb", "fla");
+    let same = disrupted_run(&lab, server, "fla", "flb", Disruption::Flush("fla"));
     // Symmetric NAT: new random ports, i.e. the connector's address changes
     // (a rebinding toward the peer and toward the relay).
-    let rebound = flush_run(&lab, server, "flc", "fld", "fld");
+    let rebound = disrupted_run(&lab, server, "flc", "fld", Disruption::Flush("fld"));
+    // The direct path dies for 6 s: over the relay meanwhile, then direct again.
+    let block = Duration::from_secs(6);
+    let fallback = disrupted_run(&lab, server, "fla", "flb", Disruption::Block("fla", block));
     println!(
-        "| flushed router | entries flushed | path at the end | longest echo rtt after the flush | longest gap between echoes (100 ms pacing) |"
+        "| disruption | path changes after it | path at the end | longest echo rtt after it | longest gap between echoes (100 ms pacing) |"
     );
     println!("|---|---|---|---|---|");
-    for (name, r) in [
-        ("port-restricted listener", &same),
-        ("symmetric connector", &rebound),
-    ] {
+    for r in [&same, &rebound, &fallback] {
         println!(
-            "| {name} | {} | {} | {:.0} ms | {} ms |",
-            r.deleted,
+            "| {} | {} | {} | {:.0} ms | {} ms |",
+            r.what,
+            r.paths_after.join(" → "),
             r.path,
             r.max_rtt_ms,
             r.max_silence.as_millis()
@@ -363,5 +482,10 @@ fn a_conntrack_flush_mid_session_loses_no_message() {
     assert_eq!(
         rebound.path, "direct-ipv4",
         "direct again after the rebinding"
+    );
+    assert_eq!(
+        fallback.paths_after,
+        ["relay", "direct-ipv4"],
+        "relay while the direct path is dead, then direct again"
     );
 }

@@ -331,7 +331,14 @@ impl PathSocket {
                         {
                             continue;
                         }
-                        state.relays.handle_input(now, from, segment);
+                        if !state.relays.handle_input(now, from, segment)
+                            && crate::stun::Message::decode(segment)
+                                .is_ok_and(|m| m.method() == crate::stun::Method::BINDING)
+                        {
+                            // A Binding answer from the relay's own address (NAT
+                            // description) is for the STUN consumer.
+                            deliver_stun(&state, from, segment);
+                        }
                     }
                 }
                 Route::Drop => {}

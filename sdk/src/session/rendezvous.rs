@@ -24,12 +24,15 @@ use tracing::debug;
 
 use super::signalling::{Applied, Local, Origin, Signalling, Trickle, random_u64};
 use super::{ConnectInfo, Endpoint, PeerId, SessionError};
-use crate::path::{PathEvent, PathEvents, PathHandle, PeerKey, ReceivedStun};
+use crate::path::{PathEvent, PathEvents, PathHandle, PeerKey, ReceivedStun, canonical};
 use crate::relay::{self, Credentials};
 use crate::signal::{self, Role, Signal};
 
 /// How long registration and the relay allocation may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long describing our NAT may take (three Binding requests; a server
+/// without RFC 5780 answers the first and the description ends there).
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A registration with a rendezvous server: answers offers from other peers and
 /// sends ours. Keep it as long as peers should be able to reach this endpoint;
@@ -135,6 +138,17 @@ impl Rendezvous {
         tokio::spawn(drive(Arc::downgrade(&inner), received, path_events));
         let rendezvous = Rendezvous { inner };
         rendezvous.wait_registered().await?;
+        // Our NAT's mapping behaviour, for the peers' hard-NAT prediction; the
+        // registration made the first mapping towards this server already.
+        match rendezvous
+            .inner
+            .signalling
+            .describe_nat(server, DESCRIBE_TIMEOUT)
+            .await
+        {
+            Some(nat) => debug!(?nat, "NAT description for offers and answers"),
+            None => debug!(%server, "NAT not described: offers carry no NAT description"),
+        }
         match paths.wait_relay(server, SETUP_TIMEOUT).await {
             Ok(relayed) => rendezvous.inner.lock().relayed = relayed,
             Err(e) => {
@@ -358,14 +372,18 @@ async fn drive(
                 }
                 None => return,
             },
-            Some(e) = path_events.recv() => {
-                if let PathEvent::MappingChanged { server, to, .. } = e
-                    && server == this.server
-                {
+            Some(e) = path_events.recv() => match e {
+                PathEvent::MappingChanged { server, to, .. } if server == canonical(this.server) => {
                     tracing::info!(%server, mapped = %to, "registering again from the new mapping");
                     this.lock().client.renew(now());
                 }
-            }
+                // Made again (relay restart, new mapping): offer the new
+                // relayed addresses from now on.
+                PathEvent::RelayAllocated { server, relayed, .. } if server == canonical(this.server) => {
+                    this.lock().relayed = relayed;
+                }
+                _ => {}
+            },
             _ = this.wake.notified() => {}
             _ = tokio::time::sleep(sleep.min(Duration::from_secs(1))) => {}
         }

@@ -116,6 +116,16 @@ impl Signalling {
         signalling
     }
 
+    /// Describes our NAT through `server`'s RFC 5780 addresses (see
+    /// [`IceDriver::describe_nat`]); agents started afterwards carry it.
+    pub(crate) async fn describe_nat(
+        &self,
+        server: SocketAddr,
+        timeout: std::time::Duration,
+    ) -> Option<crate::signal::NatDescription> {
+        self.ice.describe_nat(server, timeout).await
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<SocketAddr, Attempt>> {
         self.attempts.lock().unwrap_or_else(|e| e.into_inner())
     }
