@@ -165,6 +165,14 @@ impl Relays {
         true
     }
 
+    /// The state of every relay, by server address.
+    pub(crate) fn statuses(&self) -> Vec<RelayStatus> {
+        self.entries
+            .keys()
+            .filter_map(|server| self.status(*server))
+            .collect()
+    }
+
     /// The state of one relay.
     pub(crate) fn status(&self, server: SocketAddr) -> Option<RelayStatus> {
         let server = canonical(server);
@@ -215,9 +223,12 @@ impl Relays {
     }
 
     /// A datagram from `from`, which is one of the relays' server addresses.
-    pub(crate) fn handle_input(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        if let Some(entry) = self.entries.get_mut(&from) {
-            entry.client.handle_input(now, from, bytes);
+    /// Returns whether a TURN client took it (a Binding answer to someone
+    /// else's request, e.g. NAT description, is not taken).
+    pub(crate) fn handle_input(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> bool {
+        match self.entries.get_mut(&from) {
+            Some(entry) => entry.client.handle_input(now, from, bytes),
+            None => false,
         }
     }
 
