@@ -9,7 +9,7 @@
 //! is "minimally DoS-resistant" — enough here, since every key that lands in
 //! these tables costs an authenticated request, and each table is bounded
 //! (allocations, permissions and channels by quotas). See
-//! `docs/src/decisions/0005-relay-fast-path.md`.
+//! `docs/src/decisions/0008-relay-hot-path.md`.
 
 use std::collections::HashMap;
 

@@ -243,6 +243,101 @@ async fn blobs_with_only_relayed_candidates_connect_over_the_relay() {
     drop(relay);
 }
 
+/// Relay-first connects with the relay added right after binding (as the CLI
+/// and the lab tests do) lose nothing on the way: every TURN request is
+/// answered the first time (a retransmission costs 500 ms: the connect time
+/// was ~10 ms or ~510 ms) and QUIC declares no packet lost (a first packet
+/// the relay dropped for want of a permission would be). The relay may drop
+/// the answering side's first path probe, sent before the offering side has
+/// the answer and so a permission for it; probes are retried and never hold
+/// QUIC back (it goes over every candidate path until one is confirmed).
+/// A current-thread runtime, so that the first sends happen before the
+/// reactor has ever seen the new sockets writable (tokio refused them as
+/// WouldBlock, and they were dropped). The first retransmission timeout is
+/// 5 s here, so only a lost datagram, never a slow machine, makes a
+/// retransmission.
+#[tokio::test]
+async fn relay_first_connects_lose_nothing() {
+    for round in 0..3 {
+        let relay = start_tsunagi_relay();
+        let server = relay.local_addresses()[0];
+        let (alice, mut alice_events) = endpoint().await;
+        let (bob, mut bob_events) = endpoint().await;
+        for endpoint in [&alice, &bob] {
+            let mut config = Config::new(server, Credentials::new("u", "p"));
+            config.retransmit.initial_rto = Duration::from_secs(5);
+            endpoint.path_handle().add_relay(config);
+        }
+        for (who, endpoint) in [("alice", &alice), ("bob", &bob)] {
+            let paths = endpoint.path_handle();
+            paths
+                .wait_relay(server, Duration::from_secs(15))
+                .await
+                .unwrap();
+            let status = paths.relay(server).unwrap();
+            assert_eq!(
+                status.retransmits, 0,
+                "round {round}: {who}'s Allocate was lost and resent"
+            );
+        }
+        exchange(&alice, &bob, relayed_only).await;
+        let (_, path) = connected(&mut alice_events, "alice").await;
+        assert_eq!(path, PathKind::Relay);
+        connected(&mut bob_events, "bob").await;
+        for (who, endpoint, peer) in [
+            ("alice", &alice, bob.peer_id()),
+            ("bob", &bob, alice.peer_id()),
+        ] {
+            let status = endpoint.path_handle().relay(server).unwrap();
+            assert_eq!(
+                status.retransmits, 0,
+                "round {round}: a TURN request of {who} was resent"
+            );
+            let stats = endpoint.stats(peer).unwrap();
+            assert_eq!(
+                stats.packets_lost, 0,
+                "round {round}: {who} lost QUIC packets"
+            );
+        }
+        alice.close().await;
+        bob.close().await;
+        drop(relay);
+    }
+}
+
+/// The answering side asks its relay for the permission (and channel) to the
+/// offerer's relayed address before it makes the answer: the offerer sends its
+/// first QUIC packet as soon as the answer arrives, and the relay drops data
+/// for an allocation without a permission for its source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_answer_comes_after_the_permission_for_the_offerer_is_requested() {
+    let relay = start_tsunagi_relay();
+    let server = relay.local_addresses()[0];
+    let (alice, _alice_events) = endpoint().await;
+    let (bob, _bob_events) = endpoint().await;
+    add_relay(&alice, server).await;
+    add_relay(&bob, server).await;
+    let offer = relayed_only(alice.create_offer(bob.peer_id()).await.unwrap());
+    let alice_relayed: Vec<SocketAddr> = Signal::from_blob(&offer)
+        .unwrap()
+        .candidates
+        .iter()
+        .map(|c| c.addr)
+        .collect();
+    let answer = bob.apply_signal(&offer).await.unwrap();
+    assert!(answer.is_some());
+    let asked = bob.path_handle().relay(server).unwrap().peers;
+    for relayed in &alice_relayed {
+        assert!(
+            asked.contains(relayed),
+            "no permission asked for {relayed} before the answer: {asked:?}"
+        );
+    }
+    alice.close().await;
+    bob.close().await;
+    drop(relay);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crossed_offers_make_one_session() {
     let (alice, mut alice_events) = endpoint().await;
