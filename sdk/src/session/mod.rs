@@ -24,6 +24,7 @@ mod event;
 mod eyeballs;
 mod framing;
 mod identity;
+mod nat64;
 mod peer;
 mod poll;
 mod rendezvous;

@@ -9,7 +9,9 @@
 //! the rest of the server's datagrams to the TURN client.
 //!
 //! Both sides run ICE ([`IceDriver`]): host candidates, the server-reflexive
-//! address the rendezvous server saw, and the relayed address. Paths come in this
+//! address the rendezvous server saw, the relayed address, and a port-mapped
+//! candidate when the router grants a PCP or NAT-PMP mapping of the shared
+//! socket's IPv4 port (asked in the background; trickled when it arrives). Paths come in this
 //! order: the relay path to the peer's relayed candidate at once (relay-first),
 //! then every direct path a check proves; the path layer moves the session to the
 //! best live one and reports [`super::Event::PathChanged`].
@@ -24,6 +26,8 @@ use tokio::sync::{Notify, mpsc};
 use tracing::debug;
 
 use super::{ConnectInfo, Endpoint, PeerId, SessionError};
+use crate::diag::portmap::PortmapOptions;
+use crate::diag::portmap_udp::{UdpMapping, map_udp, unmap_udp};
 use crate::ice::{IceConfig, IceDriver, IceEvent, host_addresses};
 use crate::path::{PathAddr, PathHandle, PeerKey, ReceivedStun};
 use crate::relay::{self, Credentials};
@@ -31,6 +35,9 @@ use crate::signal::{self, CandidateKind, Role, Signal};
 
 /// How long registration and the relay allocation may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a port mapping (PCP / NAT-PMP) is asked for; deleted when the
+/// [`Rendezvous`] goes.
+const PORT_MAPPING_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// A registration with a rendezvous server: answers offers from other peers and
 /// sends ours. Keep it as long as peers should be able to reach this endpoint;
@@ -63,8 +70,21 @@ struct State {
     client: signal::Client,
     mapped: Option<SocketAddr>,
     relayed: Vec<SocketAddr>,
+    /// A router port mapping: (external, base), and what deletes it.
+    port_mapped: Option<(SocketAddr, SocketAddr, UdpMapping)>,
     failure: Option<String>,
     peers: HashMap<SocketAddr, Attempt>,
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        if let Some((_, _, mapping)) = self.port_mapped.take() {
+            // Best effort and off the async runtime; unanswered, it expires.
+            let _ = std::thread::Builder::new()
+                .name("tsunagi-unmap".into())
+                .spawn(move || unmap_udp(&mapping, Duration::from_millis(500)));
+        }
+    }
 }
 
 /// One peer's connection attempt, keyed by its virtual address.
@@ -92,6 +112,10 @@ impl Endpoint {
     /// `tsunagi1.` token from the game backend, see `tsunagi token`), allocates
     /// a TURN relay there with the same token, and answers offers from then on.
     /// Fails if the server refuses the token or does not answer within 5 s.
+    ///
+    /// On an IPv6-only network with NAT64, an IPv4 `server` is reached through
+    /// its synthesized IPv6 address (the prefix comes from the DNS64 server,
+    /// RFC 7050); [`Rendezvous::server`] then returns that address.
     pub async fn listen_via(
         &self,
         server: SocketAddr,
@@ -125,6 +149,7 @@ impl Rendezvous {
                 "the token is not usable ({e}): pass the string `tsunagi token` or the game backend printed"
             ))
         })?;
+        let server = super::nat64::reachable(server).await;
         let paths = endpoint.path_handle().clone();
         let received = paths.rendezvous_receiver();
         paths.add_relay(relay::Config::new(server, creds.clone()));
@@ -139,6 +164,7 @@ impl Rendezvous {
                 client,
                 mapped: None,
                 relayed: Vec::new(),
+                port_mapped: None,
                 failure: None,
                 peers: HashMap::new(),
             }),
@@ -146,6 +172,7 @@ impl Rendezvous {
             changed: Notify::new(),
         });
         tokio::spawn(drive(Arc::downgrade(&inner), received));
+        tokio::spawn(map_port(Arc::downgrade(&inner)));
         let rendezvous = Rendezvous { inner };
         rendezvous.wait_registered().await?;
         match paths.wait_relay(server, SETUP_TIMEOUT).await {
@@ -179,7 +206,8 @@ impl Rendezvous {
         }
     }
 
-    /// The rendezvous server.
+    /// The rendezvous server (its NAT64-synthesized address on an IPv6-only
+    /// network, see [`Endpoint::listen_via`]).
     pub fn server(&self) -> SocketAddr {
         self.inner.server
     }
@@ -251,6 +279,11 @@ impl Inner {
             if let Err(e) = agent.add_relayed(self.server, *relayed) {
                 debug!(%relayed, error = %e, "relayed candidate not added");
             }
+        }
+        if let Some((external, base, _)) = state.port_mapped
+            && let Err(e) = agent.add_port_mapped(external, base)
+        {
+            debug!(%external, error = %e, "port-mapped candidate not added");
         }
         self.ice.add_peer(vaddr, agent);
         state.peers.insert(
@@ -432,6 +465,47 @@ impl Inner {
         }
         deadline
     }
+}
+
+/// Asks the router to forward the shared socket's IPv4 port (PCP, NAT-PMP) and
+/// adds the mapping as a candidate to every agent, present and future.
+async fn map_port(inner: Weak<Inner>) {
+    let Some(base) = inner.upgrade().and_then(|this| {
+        host_addresses(this.endpoint.path_handle().local_addrs())
+            .into_iter()
+            .find(|a| a.is_ipv4() && !a.ip().is_loopback())
+    }) else {
+        return;
+    };
+    let port = base.port();
+    let options = PortmapOptions::default();
+    let mapping =
+        tokio::task::spawn_blocking(move || map_udp(port, PORT_MAPPING_LIFETIME, &options)).await;
+    let Ok(Some(mapping)) = mapping else {
+        debug!(port, "no port mapping from the router (PCP, NAT-PMP)");
+        return;
+    };
+    let external = SocketAddr::V4(mapping.external);
+    let base = SocketAddr::V4(mapping.internal);
+    let Some(this) = inner.upgrade() else {
+        unmap_udp(&mapping, Duration::from_millis(500));
+        return;
+    };
+    debug!(%external, %base, protocol = ?mapping.protocol, "port-mapped candidate");
+    let peers: Vec<SocketAddr> = {
+        let mut state = this.lock();
+        state.port_mapped = Some((external, base, mapping));
+        state.peers.keys().copied().collect()
+    };
+    for vaddr in peers {
+        let added = this
+            .ice
+            .with_agent(vaddr, |agent| agent.add_port_mapped(external, base));
+        if let Some(Err(e)) = added {
+            debug!(%external, error = %e, "port-mapped candidate not added");
+        }
+    }
+    this.wake.notify_one();
 }
 
 /// The signalling task: ends when the [`Rendezvous`] is dropped.
