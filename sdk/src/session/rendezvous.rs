@@ -8,6 +8,10 @@
 //! layer hands rendezvous messages (STUN methods 0x0C0/0x0C1) to this module and
 //! the rest of the server's datagrams to the TURN client.
 //!
+//! On an IPv6-only network with NAT64, an IPv4 server is reached through its
+//! synthesized address and the peer's IPv4 candidates get synthesized twins
+//! (see `session::nat64`).
+//!
 //! Both sides run ICE ([`IceDriver`]): host candidates, the server-reflexive
 //! address the rendezvous server saw, the relayed address, and a port-mapped
 //! candidate when the router grants a PCP or NAT-PMP mapping of the shared
@@ -26,6 +30,7 @@ use tokio::sync::{Notify, mpsc};
 use tracing::debug;
 
 use super::{ConnectInfo, Endpoint, PeerId, SessionError};
+use crate::diag::nat64::Nat64Prefix;
 use crate::diag::portmap::PortmapOptions;
 use crate::diag::portmap_udp::{UdpMapping, map_udp, unmap_udp};
 use crate::ice::{IceConfig, IceDriver, IceEvent, host_addresses};
@@ -72,6 +77,9 @@ struct State {
     relayed: Vec<SocketAddr>,
     /// A router port mapping: (external, base), and what deletes it.
     port_mapped: Option<(SocketAddr, SocketAddr, UdpMapping)>,
+    /// The NAT64 prefix of an IPv6-only network: peers' IPv4 candidates get
+    /// synthesized twins.
+    nat64: Option<Nat64Prefix>,
     failure: Option<String>,
     peers: HashMap<SocketAddr, Attempt>,
 }
@@ -149,7 +157,31 @@ impl Rendezvous {
                 "the token is not usable ({e}): pass the string `tsunagi token` or the game backend printed"
             ))
         })?;
-        let server = super::nat64::reachable(server).await;
+        let ipv6_only = !super::nat64::has_ipv4_route(match server {
+            SocketAddr::V4(a) => Some(*a.ip()),
+            SocketAddr::V6(_) => None,
+        });
+        let mut nat64 = None;
+        let server = match server {
+            SocketAddr::V4(v4) if ipv6_only => {
+                nat64 = super::nat64::discover_prefix().await;
+                match nat64 {
+                    Some(prefix) => {
+                        let via = super::nat64::synthesize(prefix, v4);
+                        tracing::info!(%server, %via, "no IPv4 route: reaching the server through NAT64");
+                        via
+                    }
+                    None => {
+                        tracing::warn!(
+                            %server,
+                            "no IPv4 route to the server and no NAT64 prefix (RFC 7050): give the server's IPv6 address or a hostname"
+                        );
+                        server
+                    }
+                }
+            }
+            _ => server,
+        };
         let paths = endpoint.path_handle().clone();
         let received = paths.rendezvous_receiver();
         paths.add_relay(relay::Config::new(server, creds.clone()));
@@ -165,6 +197,7 @@ impl Rendezvous {
                 mapped: None,
                 relayed: Vec::new(),
                 port_mapped: None,
+                nat64,
                 failure: None,
                 peers: HashMap::new(),
             }),
@@ -173,6 +206,16 @@ impl Rendezvous {
         });
         tokio::spawn(drive(Arc::downgrade(&inner), received));
         tokio::spawn(map_port(Arc::downgrade(&inner)));
+        if ipv6_only && nat64.is_none() {
+            // An IPv6 server on an IPv6-only network: NAT64 may still reach IPv4 peers.
+            let weak = Arc::downgrade(&inner);
+            tokio::spawn(async move {
+                let found = super::nat64::discover_prefix().await;
+                if let Some(this) = weak.upgrade() {
+                    this.lock().nat64 = found;
+                }
+            });
+        }
         let rendezvous = Rendezvous { inner };
         rendezvous.wait_registered().await?;
         match paths.wait_relay(server, SETUP_TIMEOUT).await {
@@ -234,20 +277,46 @@ impl Rendezvous {
         let deadline = tokio::time::Instant::now() + timeout;
         let answer = loop {
             let notified = inner.changed.notified();
-            if let Some(a) = inner.lock().peers.get(&vaddr) {
-                if let Some(f) = &a.failed {
-                    return Err(SessionError::Rendezvous(f.clone()));
+            let answered = match inner.lock().peers.get(&vaddr) {
+                Some(a) => {
+                    if let Some(f) = &a.failed {
+                        return Err(SessionError::Rendezvous(f.clone()));
+                    }
+                    a.answered
                 }
-                if a.answered {
-                    break inner.remote_paths(vaddr);
+                None => false,
+            };
+            // A trickle update of the answer can overtake the answer itself
+            // (both are signals of role Answer): wait until something is
+            // dialable — the relay path from the answer's relayed candidate, or
+            // a direct path a check proved (those do not notify, so re-check).
+            if answered {
+                let paths = inner.remote_paths(vaddr);
+                if !paths.is_empty() {
+                    break paths;
                 }
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(SessionError::Rendezvous(format!(
-                    "{} did not answer through {} within {timeout:?}: is it running `listen` on the same server?",
-                    peer.short(),
-                    inner.server
-                )));
+            let wake = if answered {
+                deadline.min(tokio::time::Instant::now() + Duration::from_millis(50))
+            } else {
+                deadline
+            };
+            if tokio::time::timeout_at(wake, notified).await.is_err()
+                && tokio::time::Instant::now() >= deadline
+            {
+                return Err(SessionError::Rendezvous(if answered {
+                    format!(
+                        "{} answered through {} but no path to it worked within {timeout:?}: neither side got a relay allocation there and no direct check succeeded",
+                        peer.short(),
+                        inner.server
+                    )
+                } else {
+                    format!(
+                        "{} did not answer through {} within {timeout:?}: is it running `listen` on the same server?",
+                        peer.short(),
+                        inner.server
+                    )
+                }));
             }
         };
         inner.endpoint.connect_paths(peer, &answer).await
@@ -307,10 +376,15 @@ impl Inner {
             .get(&vaddr)
             .ok_or_else(|| SessionError::Rendezvous("no attempt for this peer".into()))?;
         let (to, role, attempt) = (*a.peer.public_key(), a.role, a.attempt);
-        let signal = self
+        let mut signal = self
             .ice
             .signal(vaddr, role, me, attempt)
             .ok_or_else(|| SessionError::Rendezvous("no ICE agent for this peer".into()))?;
+        if let (Some(_), Some(mapped)) = (state.nat64, state.mapped) {
+            signal
+                .candidates
+                .extend(super::nat64::translated_candidate(mapped));
+        }
         let blob = signal
             .to_blob()
             .map_err(|e| SessionError::Rendezvous(e.to_string()))?;
@@ -373,6 +447,11 @@ impl Inner {
         for_ice
             .candidates
             .retain(|c| c.kind != CandidateKind::Relayed);
+        let nat64 = self.lock().nat64;
+        if let Some(prefix) = nat64 {
+            let twins = super::nat64::twins(prefix, &for_ice.candidates);
+            for_ice.candidates.extend(twins);
+        }
         let vaddr = self.endpoint.path_handle().add_peer(&PeerKey(from));
         let known = self.lock().peers.get(&vaddr).map(|a| a.attempt);
         if signal.role == Role::Offer && known != Some(signal.attempt) {
