@@ -40,6 +40,8 @@ use crate::signal::{self, CandidateKind, Role, Signal};
 
 /// How long registration and the relay allocation may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// First wait for an answer before the offer is sent again (then doubling).
+const OFFER_RESEND: Duration = Duration::from_secs(1);
 /// How long a port mapping (PCP / NAT-PMP) is asked for; deleted when the
 /// [`Rendezvous`] goes.
 const PORT_MAPPING_LIFETIME: Duration = Duration::from_secs(3600);
@@ -275,6 +277,10 @@ impl Rendezvous {
         inner.start_agent(vaddr, peer, Role::Offer, attempt, true);
         inner.send_signal(vaddr)?;
         let deadline = tokio::time::Instant::now() + timeout;
+        // The server forwards a signal once; a lost offer or answer is
+        // recovered by offering again (the peer answers every repeat).
+        let mut resend_after = OFFER_RESEND;
+        let mut resend_at = tokio::time::Instant::now() + resend_after;
         let answer = loop {
             let notified = inner.changed.notified();
             let answered = match inner.lock().peers.get(&vaddr) {
@@ -296,10 +302,17 @@ impl Rendezvous {
                     break paths;
                 }
             }
+            let now_t = tokio::time::Instant::now();
+            if !answered && now_t >= resend_at {
+                debug!(peer = %peer.short(), "no answer yet: offering again");
+                inner.send_signal(vaddr)?;
+                resend_after *= 2;
+                resend_at = now_t + resend_after;
+            }
             let wake = if answered {
-                deadline.min(tokio::time::Instant::now() + Duration::from_millis(50))
+                deadline.min(now_t + Duration::from_millis(50))
             } else {
-                deadline
+                deadline.min(resend_at)
             };
             if tokio::time::timeout_at(wake, notified).await.is_err()
                 && tokio::time::Instant::now() >= deadline
@@ -469,11 +482,21 @@ impl Inner {
             }
             return;
         }
-        if let Err(e) = self.ice.apply_remote(vaddr, &for_ice) {
-            debug!(peer = %peer.short(), error = %e, "signal not applied");
-            return;
-        }
+        let added = match self.ice.apply_remote(vaddr, &for_ice) {
+            Ok(added) => added,
+            Err(e) => {
+                debug!(peer = %peer.short(), error = %e, "signal not applied");
+                return;
+            }
+        };
         self.add_relay_paths(peer, &signal);
+        if signal.role == Role::Offer && added == 0 {
+            // Nothing new: the offerer sent its offer again because our answer
+            // did not arrive (the server forwards signals once). Answer again.
+            if let Err(e) = self.send_signal(vaddr) {
+                debug!(peer = %peer.short(), error = %e, "answer not sent again");
+            }
+        }
         if signal.role == Role::Answer
             && let Some(a) = self.lock().peers.get_mut(&vaddr)
         {
