@@ -570,15 +570,29 @@ impl Inner {
 }
 
 /// Asks the router to forward the shared socket's IPv4 port (PCP, NAT-PMP) and
-/// adds the mapping as a candidate to every agent, present and future.
+/// adds the mapping as a candidate to every agent, present and future. Only
+/// from a private or shared (100.64/10) IPv4 address and toward a server that
+/// is not on this machine.
 async fn map_port(inner: Weak<Inner>) {
-    let Some(base) = inner.upgrade().and_then(|this| {
-        host_addresses(this.endpoint.path_handle().local_addrs())
+    let Some((base, server)) = inner.upgrade().and_then(|this| {
+        let base = host_addresses(this.endpoint.path_handle().local_addrs())
             .into_iter()
-            .find(|a| a.is_ipv4() && !a.ip().is_loopback())
+            .find(|a| a.is_ipv4() && !a.ip().is_loopback())?;
+        Some((base, this.server))
     }) else {
         return;
     };
+    // Nobody to ask: a server on this machine (tests, local play) means no NAT
+    // in between, and a public address means no NAT at all.
+    let behind_nat = match base.ip() {
+        std::net::IpAddr::V4(ip) => {
+            ip.is_private() || (ip.octets()[0] == 100 && ip.octets()[1] & 0xc0 == 64)
+        }
+        std::net::IpAddr::V6(_) => false,
+    };
+    if server.ip().is_loopback() || !behind_nat {
+        return;
+    }
     let port = base.port();
     let options = PortmapOptions::default();
     let mapping =
