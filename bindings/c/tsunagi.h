@@ -23,6 +23,10 @@
 // Size of `tsunagi_stats.remote`: the longest `[IPv6%scope]:port` text plus NUL.
 #define TSUNAGI_ADDRESS_SIZE 64
 
+// The largest offer or answer blob (`tsunagi_endpoint_create_offer`,
+// `tsunagi_endpoint_apply_signal`): a buffer of this many bytes always fits.
+#define TSUNAGI_SIGNAL_MAX_SIZE 1100
+
 // Size of the identity secret in bytes.
 #define TSUNAGI_IDENTITY_SIZE 32
 
@@ -578,9 +582,16 @@ tsunagi_result tsunagi_config_set_relay_token(struct tsunagi_config *config, con
 tsunagi_result tsunagi_config_set_rendezvous_server(struct tsunagi_config *config,
                                                     const char *server);
 
-// Writes an offer blob for `peer_id` into `buf` (binary, at most 1100 bytes) for the
-// game to carry through its own matchmaking. Not supported yet: checks the arguments,
-// sets `*needed` to the maximum blob size, and returns `TSUNAGI_ERR_NOT_SUPPORTED`.
+// Makes an offer to `peer_id` (`tsu…`) for the game to carry through its own
+// matchmaking (a lobby attribute, a message through its server): binary, at most
+// `TSUNAGI_SIGNAL_MAX_SIZE` bytes, written into `buf` with its length in `*needed`.
+// The offer holds this endpoint's candidates (local addresses, and the address and
+// relayed addresses from the configured relay server), so the other player can
+// reach it. Give the answer that comes back to `tsunagi_endpoint_apply_signal`.
+// Blocks while the relay allocation is still being made (at most about 3 s).
+// A newer offer to the same peer replaces the older one. A buffer too small gets
+// `TSUNAGI_ERR_BUFFER_TOO_SMALL` with `*needed` set; the offer made is kept, and the
+// next call for the same peer returns it.
 //
 // # Safety
 // `endpoint` is valid; `peer_id` is a NUL-terminated string; `buf` is NULL or has
@@ -591,10 +602,19 @@ tsunagi_result tsunagi_endpoint_create_offer(const struct tsunagi_endpoint *endp
                                              size_t len,
                                              size_t *needed);
 
-// Applies an offer or answer blob received from the peer through the game's own
-// channel (an offer produces an answer to send back). Not supported yet: checks that
-// the blob is well-formed (`TSUNAGI_ERR_INVALID_ARGUMENT` if not), then returns
-// `TSUNAGI_ERR_NOT_SUPPORTED`.
+// Applies a blob the other player sent through the game's channel. For an offer,
+// writes the answer into `answer` (at most `TSUNAGI_SIGNAL_MAX_SIZE` bytes) and its
+// length into `*needed`: send it back to the player who made the offer. For an
+// answer, sets `*needed` to 0 and starts connecting in the background; the outcome
+// arrives as `TSUNAGI_EVENT_CONNECTED` (over the relay first when both sides have
+// one, then a direct path when one works) or `TSUNAGI_EVENT_CONNECT_FAILED`.
+// Applying the same offer again gives the answer again (e.g. after
+// `TSUNAGI_ERR_BUFFER_TOO_SMALL`). Applying an offer blocks like
+// `tsunagi_endpoint_create_offer` while the relay allocation is still being made.
+// Relay paths need a relay configured on both sides.
+// Errors (`TSUNAGI_ERR_INVALID_ARGUMENT`, with `tsunagi_last_error` saying which):
+// not a Tsunagi blob or another format version, this endpoint's own blob, an answer
+// without an offer to that player, an answer to an older offer.
 //
 // # Safety
 // `endpoint` is valid; `blob` has `blob_len` readable bytes; `answer` is NULL or has

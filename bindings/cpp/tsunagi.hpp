@@ -8,6 +8,8 @@
 //   constructible from std::span under C++20).
 // - Thread-safe like the C API; no callbacks: call Endpoint::Pump and
 //   Endpoint::PollEvent on your game tick.
+// - Three ways to connect: Connect (peer id + addresses), ConnectPeer (peer id through
+//   a rendezvous server), CreateOffer/ApplySignal (blobs your lobby carries).
 #ifndef TSUNAGI_HPP
 #define TSUNAGI_HPP
 
@@ -196,6 +198,36 @@ public:
     /// `addresses`: one or more IP:port, comma-separated.
     Status Connect(std::string_view peer, std::string_view addresses) {
         return Status(tsunagi_endpoint_connect(raw_, std::string(peer).c_str(), std::string(addresses).c_str()));
+    }
+    /// Connects by peer id through the rendezvous server (Config::SetRendezvousServer);
+    /// the outcome arrives as a Connected or ConnectFailed event.
+    Status ConnectPeer(std::string_view peer) {
+        return Status(tsunagi_endpoint_connect_peer(raw_, std::string(peer).c_str()));
+    }
+    /// An offer to `peer` for the game to carry through its own lobby or server (binary,
+    /// at most TSUNAGI_SIGNAL_MAX_SIZE bytes). Blocks while a relay allocation is still
+    /// being made (at most about 3 s). Give the answer that comes back to ApplySignal.
+    Result<std::vector<uint8_t>> CreateOffer(std::string_view peer) {
+        std::vector<uint8_t> blob(TSUNAGI_SIGNAL_MAX_SIZE);
+        size_t len = 0;
+        tsunagi_result r = tsunagi_endpoint_create_offer(raw_, std::string(peer).c_str(), blob.data(), blob.size(), &len);
+        if (r != TSUNAGI_OK) return Status(r);
+        blob.resize(len);
+        return blob;
+    }
+    /// Applies a blob from the other player. An offer gives the answer to send back; an
+    /// answer gives an empty vector and starts connecting (Connected or ConnectFailed).
+    Result<std::vector<uint8_t>> ApplySignal(Bytes blob) {
+        std::vector<uint8_t> answer(TSUNAGI_SIGNAL_MAX_SIZE);
+        size_t len = 0;
+        tsunagi_result r = tsunagi_endpoint_apply_signal(raw_, blob.data, blob.size, answer.data(), answer.size(), &len);
+        if (r != TSUNAGI_OK) return Status(r);
+        answer.resize(len);
+        return answer;
+    }
+    /// This endpoint's relayed addresses on the configured relay ("" until allocated).
+    Result<std::string> RelayedAddresses() const {
+        return detail::text([&](char* b, size_t l, size_t* n) { return tsunagi_endpoint_relayed_addresses(raw_, b, l, n); });
     }
     Status SendReliable(std::string_view peer, uint16_t channel, Bytes data) {
         return Status(tsunagi_endpoint_send_message(raw_, std::string(peer).c_str(), channel, data.data, data.size));

@@ -32,6 +32,9 @@ pub(crate) struct EndpointState {
     pub(crate) relay_server: Option<SocketAddr>,
     /// The registration with the rendezvous server, if one was configured.
     pub(crate) rendezvous: Option<Rendezvous>,
+    /// An offer that did not fit the caller's buffer, returned by the next call for
+    /// the same peer.
+    pub(crate) held_offer: Option<(tsunagi::session::PeerId, Vec<u8>)>,
 }
 
 impl tsunagi_endpoint {
@@ -137,6 +140,7 @@ pub unsafe extern "C" fn tsunagi_endpoint_create(
                 held: None,
                 relay_server: relay_server.or(rendezvous.as_ref().map(Rendezvous::server)),
                 rendezvous,
+                held_offer: None,
             }),
         });
         // SAFETY: checked non-null above.

@@ -102,7 +102,12 @@ impl From<SessionError> for FfiError {
             E::WrongPeer { .. } | E::ConnectTimedOut { .. } | E::ConnectFailed { .. } => {
                 TSUNAGI_ERR_NETWORK
             }
-            E::NoAddresses(_) => TSUNAGI_ERR_INVALID_ARGUMENT,
+            E::NoAddresses(_)
+            | E::BadSignal(_)
+            | E::OwnSignal
+            | E::AnswerWithoutOffer(_)
+            | E::UnknownAttempt { .. }
+            | E::SignalRefused { .. } => TSUNAGI_ERR_INVALID_ARGUMENT,
             E::NoSocketForFamily { .. } => TSUNAGI_ERR_ADDRESS_FAMILY,
             E::Path(_) => TSUNAGI_ERR_NETWORK,
             E::NotConnected(_) => TSUNAGI_ERR_NOT_CONNECTED,

@@ -30,8 +30,8 @@ pub use endpoint::tsunagi_endpoint;
 pub use error::tsunagi_result;
 pub use log::tsunagi_log_level;
 pub use types::{
-    TSUNAGI_ADDRESS_SIZE, TSUNAGI_IDENTITY_SIZE, TSUNAGI_PEER_ID_SIZE, tsunagi_disconnect_reason,
-    tsunagi_event, tsunagi_event_kind, tsunagi_path_kind, tsunagi_stats,
+    TSUNAGI_ADDRESS_SIZE, TSUNAGI_IDENTITY_SIZE, TSUNAGI_PEER_ID_SIZE, TSUNAGI_SIGNAL_MAX_SIZE,
+    tsunagi_disconnect_reason, tsunagi_event, tsunagi_event_kind, tsunagi_path_kind, tsunagi_stats,
 };
 
 pub use config::*;

@@ -2,28 +2,19 @@
 //!
 //! The relay and rendezvous setters store their value in the config;
 //! `tsunagi_endpoint_create` applies them (a TURN allocation on the relay, a
-//! registration with the rendezvous server). Offer/answer blobs are not supported yet:
-//! those functions check their arguments and return `TSUNAGI_ERR_NOT_SUPPORTED`.
+//! registration with the rendezvous server). Offer/answer blobs connect two players
+//! whose game carries the blobs itself (`tsunagi::session::Endpoint::create_offer`).
 
 use std::ffi::c_char;
 
 use tsunagi::relay::Credentials;
-use tsunagi::signal::Signal;
+use tsunagi::signal::MAX_BLOB_LEN;
 
 use crate::buffers::{bytes_arg, str_arg};
 use crate::config::{tsunagi_config, with_config};
 use crate::endpoint::{tsunagi_endpoint, with_endpoint};
 use crate::error::FfiError;
-use crate::error::tsunagi_result::{self, TSUNAGI_ERR_NOT_SUPPORTED, TSUNAGI_OK};
-
-fn not_supported(what: &str) -> FfiError {
-    FfiError::new(
-        TSUNAGI_ERR_NOT_SUPPORTED,
-        format!(
-            "{what} is not supported by this SDK version yet: connect by peer id and address list, or through a rendezvous server (tsunagi_endpoint_connect_peer)"
-        ),
-    )
-}
+use crate::error::tsunagi_result::{self, TSUNAGI_ERR_BUFFER_TOO_SMALL, TSUNAGI_OK};
 
 fn server_arg(text: &str, what: &str) -> Result<String, FfiError> {
     let text = text.trim();
@@ -137,9 +128,50 @@ pub unsafe extern "C" fn tsunagi_config_set_rendezvous_server(
     })
 }
 
-/// Writes an offer blob for `peer_id` into `buf` (binary, at most 1100 bytes) for the
-/// game to carry through its own matchmaking. Not supported yet: checks the arguments,
-/// sets `*needed` to the maximum blob size, and returns `TSUNAGI_ERR_NOT_SUPPORTED`.
+// The C constant and the SDK's limit must agree.
+const _: () = assert!(crate::types::TSUNAGI_SIGNAL_MAX_SIZE == MAX_BLOB_LEN);
+
+/// Writes a bytes `blob` into `buf` and its length into `*needed`; a short buffer
+/// is left untouched and gets `TSUNAGI_ERR_BUFFER_TOO_SMALL`.
+///
+/// # Safety
+/// `buf` is NULL or has `len` writable bytes; `needed` is NULL or writable.
+unsafe fn write_blob(
+    blob: &[u8],
+    buf: *mut u8,
+    len: usize,
+    needed: *mut usize,
+    what: &str,
+) -> Result<tsunagi_result, FfiError> {
+    if !needed.is_null() {
+        // SAFETY: non-null and the caller promises it is writable.
+        unsafe { needed.write(blob.len()) };
+    }
+    if blob.len() > len {
+        return Err(FfiError::new(
+            TSUNAGI_ERR_BUFFER_TOO_SMALL,
+            format!(
+                "{what} of {} bytes does not fit the buffer of {len} bytes: pass TSUNAGI_SIGNAL_MAX_SIZE ({MAX_BLOB_LEN}) bytes",
+                blob.len()
+            ),
+        ));
+    }
+    // SAFETY: the caller promises `len` writable bytes at `buf`.
+    let out = unsafe { crate::buffers::out_buf(buf, len, "buf") }?;
+    out[..blob.len()].copy_from_slice(blob);
+    Ok(TSUNAGI_OK)
+}
+
+/// Makes an offer to `peer_id` (`tsu…`) for the game to carry through its own
+/// matchmaking (a lobby attribute, a message through its server): binary, at most
+/// `TSUNAGI_SIGNAL_MAX_SIZE` bytes, written into `buf` with its length in `*needed`.
+/// The offer holds this endpoint's candidates (local addresses, and the address and
+/// relayed addresses from the configured relay server), so the other player can
+/// reach it. Give the answer that comes back to `tsunagi_endpoint_apply_signal`.
+/// Blocks while the relay allocation is still being made (at most about 3 s).
+/// A newer offer to the same peer replaces the older one. A buffer too small gets
+/// `TSUNAGI_ERR_BUFFER_TOO_SMALL` with `*needed` set; the offer made is kept, and the
+/// next call for the same peer returns it.
 ///
 /// # Safety
 /// `endpoint` is valid; `peer_id` is a NUL-terminated string; `buf` is NULL or has
@@ -152,23 +184,37 @@ pub unsafe extern "C" fn tsunagi_endpoint_create_offer(
     len: usize,
     needed: *mut usize,
 ) -> tsunagi_result {
-    with_endpoint(endpoint, |_| {
+    with_endpoint(endpoint, |state| {
         // SAFETY: the caller promises a NUL-terminated string.
-        unsafe { crate::buffers::peer_arg(peer_id) }?;
+        let peer = unsafe { crate::buffers::peer_arg(peer_id) }?;
         // SAFETY: the caller promises `len` writable bytes at `buf`.
         unsafe { crate::buffers::out_buf(buf, len, "buf") }?;
-        if !needed.is_null() {
-            // SAFETY: non-null and the caller promises it is writable.
-            unsafe { needed.write(tsunagi::signal::MAX_BLOB_LEN) };
+        let offer = match state.held_offer.take() {
+            Some((p, offer)) if p == peer => offer,
+            _ => state.endpoint.create_offer(peer)?,
+        };
+        // SAFETY: forwarded caller promises about buf, len and needed.
+        let written = unsafe { write_blob(&offer, buf, len, needed, "the offer") };
+        if written.is_err() {
+            state.held_offer = Some((peer, offer));
         }
-        Err(not_supported("connecting by offer/answer blobs"))
+        written
     })
 }
 
-/// Applies an offer or answer blob received from the peer through the game's own
-/// channel (an offer produces an answer to send back). Not supported yet: checks that
-/// the blob is well-formed (`TSUNAGI_ERR_INVALID_ARGUMENT` if not), then returns
-/// `TSUNAGI_ERR_NOT_SUPPORTED`.
+/// Applies a blob the other player sent through the game's channel. For an offer,
+/// writes the answer into `answer` (at most `TSUNAGI_SIGNAL_MAX_SIZE` bytes) and its
+/// length into `*needed`: send it back to the player who made the offer. For an
+/// answer, sets `*needed` to 0 and starts connecting in the background; the outcome
+/// arrives as `TSUNAGI_EVENT_CONNECTED` (over the relay first when both sides have
+/// one, then a direct path when one works) or `TSUNAGI_EVENT_CONNECT_FAILED`.
+/// Applying the same offer again gives the answer again (e.g. after
+/// `TSUNAGI_ERR_BUFFER_TOO_SMALL`). Applying an offer blocks like
+/// `tsunagi_endpoint_create_offer` while the relay allocation is still being made.
+/// Relay paths need a relay configured on both sides.
+/// Errors (`TSUNAGI_ERR_INVALID_ARGUMENT`, with `tsunagi_last_error` saying which):
+/// not a Tsunagi blob or another format version, this endpoint's own blob, an answer
+/// without an offer to that player, an answer to an older offer.
 ///
 /// # Safety
 /// `endpoint` is valid; `blob` has `blob_len` readable bytes; `answer` is NULL or has
@@ -182,17 +228,21 @@ pub unsafe extern "C" fn tsunagi_endpoint_apply_signal(
     answer_len: usize,
     needed: *mut usize,
 ) -> tsunagi_result {
-    with_endpoint(endpoint, |_| {
+    with_endpoint(endpoint, |state| {
         // SAFETY: the caller promises `blob_len` readable bytes at `blob`.
         let bytes = unsafe { bytes_arg(blob, blob_len, "blob") }?;
-        Signal::from_blob(bytes)
-            .map_err(|e| FfiError::invalid(format!("signal blob is not valid: {e}")))?;
         // SAFETY: the caller promises `answer_len` writable bytes at `answer`.
         unsafe { crate::buffers::out_buf(answer, answer_len, "answer") }?;
-        if !needed.is_null() {
-            // SAFETY: non-null and the caller promises it is writable.
-            unsafe { needed.write(0) };
+        match state.endpoint.apply_signal(bytes)? {
+            // SAFETY: forwarded caller promises about answer, answer_len and needed.
+            Some(reply) => unsafe { write_blob(&reply, answer, answer_len, needed, "the answer") },
+            None => {
+                if !needed.is_null() {
+                    // SAFETY: non-null and the caller promises it is writable.
+                    unsafe { needed.write(0) };
+                }
+                Ok(TSUNAGI_OK)
+            }
         }
-        Err(not_supported("connecting by offer/answer blobs"))
     })
 }

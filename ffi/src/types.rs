@@ -10,6 +10,10 @@ pub const TSUNAGI_PEER_ID_SIZE: usize = 64;
 /// Size of `tsunagi_stats.remote`: the longest `[IPv6%scope]:port` text plus NUL.
 pub const TSUNAGI_ADDRESS_SIZE: usize = 64;
 
+/// The largest offer or answer blob (`tsunagi_endpoint_create_offer`,
+/// `tsunagi_endpoint_apply_signal`): a buffer of this many bytes always fits.
+pub const TSUNAGI_SIGNAL_MAX_SIZE: usize = 1100;
+
 /// Size of the identity secret in bytes.
 pub const TSUNAGI_IDENTITY_SIZE: usize = 32;
 

@@ -118,3 +118,150 @@ fn wait_binding(sock: &std::net::UdpSocket, server: SocketAddr) -> Result<(), Er
         after: READY_TIMEOUT,
     })
 }
+
+/// coturn on 127.0.0.1 for tests that need no lab (no root, no namespace): a child
+/// `turnserver` with its own work directory and a 50-port block (the listening port,
+/// then relay ports 2–49 above it), killed and cleaned up on drop.
+#[derive(Debug)]
+pub struct Loopback {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    /// Where it listens (UDP, 127.0.0.1).
+    pub addr: SocketAddr,
+}
+
+impl Drop for Loopback {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Where a [`Loopback`] coturn may listen: `slots` blocks of 50 ports from `first`.
+/// Test binaries that run at the same time need disjoint ranges; within a binary,
+/// tests pass distinct `index` values.
+#[derive(Debug, Clone, Copy)]
+pub struct PortBlocks {
+    /// The first port of the first block.
+    pub first: u16,
+    /// How many 50-port blocks.
+    pub slots: u32,
+}
+
+impl Loopback {
+    /// Whether coturn's `turnserver` can be run here.
+    pub fn installed() -> bool {
+        std::process::Command::new("turnserver")
+            .arg("--version")
+            .output()
+            .is_ok()
+    }
+
+    /// Starts coturn with `args` (authentication, realm, relay IPs, …) appended to
+    /// the fixed ones (UDP only, loopback, loopback peers allowed), in a block picked
+    /// from the process id, `index` and the attempt; another block only when the port
+    /// is taken, any other failure is returned with coturn's log. Waits until it
+    /// answers STUN (at most 10 s).
+    pub fn start(blocks: PortBlocks, index: u32, args: &[&str]) -> Result<Loopback, Error> {
+        let pid = std::process::id();
+        let slots = blocks.slots.max(1);
+        let mut last = String::new();
+        for attempt in 0..8u32 {
+            let slot = pid
+                .wrapping_mul(31)
+                .wrapping_add(index.wrapping_mul(104_729))
+                .wrapping_add(attempt.wrapping_mul(7_919))
+                % slots;
+            let port = u32::from(blocks.first) + slot * 50;
+            let Ok(port) = u16::try_from(port) else {
+                break;
+            };
+            match Loopback::try_start(port, index, args) {
+                Ok(coturn) => return Ok(coturn),
+                Err(log) if log.contains("in use") || log.contains("annot bind") => last = log,
+                Err(log) => {
+                    return Err(Error::Command {
+                        command: format!("turnserver on 127.0.0.1:{port}"),
+                        status: "did not start".into(),
+                        stderr: log,
+                    });
+                }
+            }
+        }
+        Err(Error::Command {
+            command: "turnserver on 127.0.0.1".into(),
+            status: "no free 50-port block after 8 tries".into(),
+            stderr: last,
+        })
+    }
+
+    /// What coturn has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("turn.log")).unwrap_or_default()
+    }
+
+    fn try_start(port: u16, index: u32, args: &[&str]) -> Result<Loopback, String> {
+        use std::process::{Command, Stdio};
+        let dir = std::env::temp_dir().join(format!(
+            "natlab-coturn-{}-{index}-{port}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(dir.join("turn.log")).map_err(|e| e.to_string())?;
+        let (listen, min, max) = (
+            port.to_string(),
+            (port + 2).to_string(),
+            (port + 49).to_string(),
+        );
+        let child = Command::new("turnserver")
+            .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--no-tcp"])
+            .args(["--no-tcp-relay", "--listening-ip", "127.0.0.1"])
+            .args(["--listening-port", &listen, "--min-port", &min])
+            .args(["--max-port", &max, "--allow-loopback-peers"])
+            .args(["--log-file", "stdout"])
+            .arg("--userdb")
+            .arg(dir.join("turndb"))
+            .arg("--pidfile")
+            .arg(dir.join("pid"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().map_err(|e| e.to_string())?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .map_err(|e| format!("cannot run turnserver: {e}"))?;
+        let mut coturn = Loopback {
+            child,
+            dir,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        coturn.wait_ready()?;
+        Ok(coturn)
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        probe
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .map_err(|e| e.to_string())?;
+        let request = binding_request(*b"natlab-loopb");
+        let end = Instant::now() + READY_TIMEOUT;
+        let mut buf = [0u8; 1500];
+        while Instant::now() < end {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("turnserver exited with {status}:\n{}", self.log()));
+            }
+            let _ = probe.send_to(&request, self.addr);
+            if let Ok((n, from)) = probe.recv_from(&mut buf)
+                && from == self.addr
+                && n >= 20
+                && buf[..2] == [0x01, 0x01]
+                && buf[8..20] == request[8..20]
+            {
+                return Ok(());
+            }
+        }
+        Err(format!("no STUN answer within 10 s:\n{}", self.log()))
+    }
+}

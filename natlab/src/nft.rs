@@ -120,7 +120,23 @@ pub fn nat(wan: &str, nat: &Nat, timeout: Duration) -> String {
             "    oifname \"{wan}\" meta l4proto udp snat ip to ip saddr . udp sport map @eim"
         );
     }
-    if range.is_empty() {
+    if nat.sequential {
+        // The counter only runs for new flows: NAT rules see a flow's first packet.
+        // `numgen` yields a host-order number that nft does not convert when it
+        // becomes a port (ports then step by 256 here), so a map turns the counter
+        // into ports, which nft stores in network order.
+        let (first, count) = nat.port_set.unwrap_or((30000, 256));
+        let count = count.min(256);
+        let elements: Vec<String> = (0..count)
+            .map(|i| format!("{i} : {}", u32::from(first) + u32::from(i)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "    oifname \"{wan}\" meta l4proto udp masquerade to :numgen inc mod {count} map {{ {} }}",
+            elements.join(", ")
+        );
+        let _ = writeln!(s, "    oifname \"{wan}\" masquerade{random}");
+    } else if range.is_empty() {
         let _ = writeln!(s, "    oifname \"{wan}\" masquerade{random}");
     } else {
         // A port range needs a transport match; other protocols (ICMP) keep plain NAT.
@@ -174,6 +190,15 @@ pub fn loss(percent: u8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sequential_symmetric_nat_counts_its_udp_ports() {
+        let s = nat("wan", &Nat::sequential_symmetric(), Duration::from_secs(30));
+        assert!(
+            s.contains("udp masquerade to :numgen inc mod 256 map { 0 : 30000, 1 : 30001,"),
+            "{s}"
+        );
+    }
 
     #[test]
     fn symmetric_port_set_is_a_random_masquerade_into_the_range() {

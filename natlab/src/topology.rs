@@ -65,6 +65,11 @@ pub struct Nat {
     pub filtering: Filtering,
     /// A port set (first, count) the NAT is limited to, as with MAP-E; `None` = any port.
     pub port_set: Option<(u16, u16)>,
+    /// With an address-and-port-dependent mapping: UDP ports come from a counter
+    /// (each new flow gets the next port of the set, or of 30000–30255 without one;
+    /// at most 256 ports)
+    /// instead of at random — a sequential allocator, for port prediction.
+    pub sequential: bool,
 }
 
 impl Nat {
@@ -105,12 +110,21 @@ impl Nat {
             ..Nat::symmetric()
         }
     }
+    /// APDM + APDF whose UDP ports come from a counter: every new flow gets the
+    /// next port from 30000 (a sequential "symmetric" NAT).
+    pub fn sequential_symmetric() -> Nat {
+        Nat {
+            sequential: true,
+            ..Nat::symmetric()
+        }
+    }
     /// Any combination the lab supports (see [`Nat::validate`]).
     pub fn new(mapping: Mapping, filtering: Filtering) -> Nat {
         Nat {
             mapping,
             filtering,
             port_set: None,
+            sequential: false,
         }
     }
 
@@ -137,6 +151,12 @@ impl Nat {
                 "an address-and-port-dependent mapping only exists here with APDF filtering".into(),
             ));
         }
+        if self.sequential && self.mapping != Mapping::AddressAndPortDependent {
+            return Err(Error::Topology(
+                "a sequential allocator is only built for an address-and-port-dependent mapping"
+                    .into(),
+            ));
+        }
         if let Some((first, count)) = self.port_set
             && (count == 0 || first == 0 || u32::from(first) + u32::from(count) > 65536)
         {
@@ -157,6 +177,9 @@ impl fmt::Display for Nat {
             self.filtering.abbrev(),
             self.classic_name()
         )?;
+        if self.sequential {
+            write!(f, " sequential")?;
+        }
         if let Some((first, count)) = self.port_set {
             write!(
                 f,

@@ -45,6 +45,45 @@ pub struct Counters {
     pub malformed: AtomicU64,
 }
 
+/// The data path's counts, kept in plain integers by one core and added to
+/// the shared [`Counters`] once per batch ([`Pending::publish`]): one atomic
+/// add per counter per batch instead of several per datagram, and no cache
+/// line bouncing between workers on every datagram.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pending {
+    pub packets_to_peers: u64,
+    pub bytes_to_peers: u64,
+    pub packets_to_clients: u64,
+    pub bytes_to_clients: u64,
+    pub bandwidth_drops: u64,
+    pub unpermitted_drops: u64,
+    pub malformed: u64,
+}
+
+impl Pending {
+    /// Adds what is pending to `counters` and starts again from zero.
+    pub fn publish(&mut self, counters: &Counters) {
+        if *self == Pending::default() {
+            return;
+        }
+        let pairs = [
+            (&counters.packets_to_peers, self.packets_to_peers),
+            (&counters.bytes_to_peers, self.bytes_to_peers),
+            (&counters.packets_to_clients, self.packets_to_clients),
+            (&counters.bytes_to_clients, self.bytes_to_clients),
+            (&counters.bandwidth_drops, self.bandwidth_drops),
+            (&counters.unpermitted_drops, self.unpermitted_drops),
+            (&counters.malformed, self.malformed),
+        ];
+        for (counter, n) in pairs {
+            if n > 0 {
+                Counters::add(counter, n);
+            }
+        }
+        *self = Pending::default();
+    }
+}
+
 impl Counters {
     /// Adds `n` to a counter.
     pub(crate) fn add(counter: &AtomicU64, n: u64) {

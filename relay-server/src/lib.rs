@@ -30,6 +30,7 @@ mod binding;
 pub mod config;
 mod counters;
 mod datagrams;
+mod fast_map;
 pub mod health;
 pub mod metrics;
 pub mod policy;

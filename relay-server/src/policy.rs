@@ -137,6 +137,17 @@ impl PeerPolicy {
     /// Whether data may be relayed to `peer`. `active_relayed` says whether `peer`
     /// is currently some allocation's relayed address (for OS-chosen ports).
     pub fn check(&self, peer: SocketAddr, active_relayed: bool) -> Result<(), Denied> {
+        self.check_with(peer, || active_relayed)
+    }
+
+    /// [`PeerPolicy::check`], asking `active_relayed` only when the answer
+    /// depends on it (a peer on one of the relay's own IPs, ports chosen by the
+    /// OS): the data path calls this per datagram.
+    pub fn check_with(
+        &self,
+        peer: SocketAddr,
+        active_relayed: impl FnOnce() -> bool,
+    ) -> Result<(), Denied> {
         let ip = canonical(peer.ip());
         if self.is_listener(ip, peer.port()) {
             return Err(Denied::OwnListener);
@@ -144,7 +155,7 @@ impl PeerPolicy {
         if self.own_ips.contains(&ip) {
             let in_range = match &self.relay_ports {
                 Some(range) => range.contains(&peer.port()),
-                None => active_relayed,
+                None => active_relayed(),
             };
             if in_range {
                 return Ok(());

@@ -264,6 +264,7 @@ impl Server {
     ) {
         let mut data = Datagrams::default();
         self.handle_peer_data(now, relayed, peer, packet, &mut data);
+        self.flush_counters();
         data.drain_into(out);
     }
 
@@ -307,18 +308,22 @@ impl Server {
             // A Send indication (method 0x006, class indication) that decodes;
             // anything else, malformed ones included, takes the general path.
             PacketKind::Stun if packet.get(..2) == Some(&[0x00, 0x16]) => {
-                let Ok(message) = Message::decode(packet) else {
-                    return false;
-                };
-                if message.has_fingerprint() && message.verify_fingerprint().is_err() {
-                    tracing::debug!(%from, "dropping message with a bad FINGERPRINT");
-                } else {
-                    turn.handle_send(now, local, from, &message, out);
-                }
+                return turn.handle_send_bytes(now, local, from, packet, out);
             }
             _ => return false,
         }
         true
+    }
+
+    /// Adds the data path's counts to [`Server::counters`]. The data path
+    /// ([`Server::handle_client_data`], [`Server::handle_peer_data`]) counts
+    /// in plain integers so it touches no shared cache line per datagram;
+    /// drivers call this once per batch. [`Server::handle_at`] and
+    /// [`Server::handle_relayed`] call it themselves.
+    pub fn flush_counters(&mut self) {
+        if let Some(turn) = &mut self.turn {
+            turn.publish_counters();
+        }
     }
 
     /// The configuration.
@@ -350,6 +355,7 @@ impl Server {
     ) {
         let mut data = Datagrams::default();
         if self.handle_client_data(now, local, from, packet, &mut data) {
+            self.flush_counters();
             data.drain_into(out);
             return;
         }
@@ -360,6 +366,7 @@ impl Server {
                 tracing::trace!(%from, len = packet.len(), "dropping datagram that is not ours");
             }
         }
+        self.flush_counters();
     }
 
     fn handle_stun(

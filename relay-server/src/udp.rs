@@ -18,7 +18,6 @@
 //! - **Readiness** with `mio` (epoll): a worker sleeps until one of its sockets
 //!   is readable or the shutdown tick (100 ms) passes.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -360,4 +359,4 @@ pub fn start(options: &Options) -> Result<Running, StartError> {
 }
 
 /// Sockets of one worker, by local address (for [`crate::Transmit::local`]).
-pub(crate) type SocketIndex = HashMap<SocketAddr, usize>;
+pub(crate) type SocketIndex = crate::fast_map::FastMap<SocketAddr, usize>;

@@ -9,154 +9,33 @@
 // Test helpers outside #[test] functions: failing loudly is their job.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::fs::File;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use natlab::coturn::{Loopback, PortBlocks};
 use tsunagi::relay::{Client, Config, Credentials, Error, Event, RelayFamily, rest_credentials};
-use tsunagi::stun::{AddressFamily, Class, Message, MessageBuilder, Method, TransactionId};
+use tsunagi::stun::{AddressFamily, Message};
 
 const REALM: &str = "tsunagi";
 const SECRET: &str = "s3cret-shared";
 
-/// A running coturn, killed on drop.
-struct Coturn {
-    child: Child,
-    dir: PathBuf,
-    addr: SocketAddr,
-}
-
-impl Drop for Coturn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// coturn on loopback (natlab's launcher): 440 blocks of 50 ports in
+/// 10000..32000, below Linux's ephemeral range (session_relay.rs uses 32000..37000).
+fn start_coturn(index: u32, auth: &[&str], relay_ips: &[&str]) -> Option<Loopback> {
+    if !Loopback::installed() {
+        eprintln!("skipping: coturn's `turnserver` is not installed");
+        return None;
     }
-}
-
-impl Coturn {
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("turn.log")).unwrap_or_default()
+    let mut args = vec!["--realm", REALM, "--stale-nonce=3"];
+    args.extend_from_slice(auth);
+    for ip in relay_ips {
+        args.extend(["--relay-ip", ip]);
     }
-
-    /// Starts coturn with `auth` arguments on a private port range. Only a port
-    /// collision makes it try another range; any other failure is reported.
-    fn start(index: u32, auth: &[&str], relay_ips: &[&str]) -> Option<Coturn> {
-        if Command::new("turnserver")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            eprintln!("skipping: coturn's `turnserver` is not installed");
-            return None;
-        }
-        let pid = std::process::id();
-        for attempt in 0..8u32 {
-            // 440 slots of 50 ports in 10000..32000, below Linux's ephemeral range.
-            let slot = (pid.wrapping_mul(31) + index * 104_729 + attempt * 7_919) % 440;
-            let port = 10_000 + slot as u16 * 50;
-            match Coturn::try_start(index, port, auth, relay_ips) {
-                Ok(coturn) => return Some(coturn),
-                Err(log) if log.contains("in use") || log.contains("annot bind") => {
-                    eprintln!("port range at {port} busy, trying another");
-                }
-                Err(log) => panic!("coturn did not start on port {port}:\n{log}"),
-            }
-        }
-        panic!("no free port range for coturn after 8 tries");
-    }
-
-    fn try_start(
-        index: u32,
-        port: u16,
-        auth: &[&str],
-        relay_ips: &[&str],
-    ) -> Result<Coturn, String> {
-        let dir = std::env::temp_dir().join(format!(
-            "tsunagi-coturn-{}-{index}-{port}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let log = File::create(dir.join("turn.log")).map_err(|e| e.to_string())?;
-        let mut cmd = Command::new("turnserver");
-        cmd.args([
-            "-n",
-            "--no-cli",
-            "--no-tls",
-            "--no-dtls",
-            "--no-tcp",
-            "--no-tcp-relay",
-        ])
-        .args([
-            "--listening-ip",
-            "127.0.0.1",
-            "--listening-port",
-            &port.to_string(),
-        ])
-        .args([
-            "--min-port",
-            &(port + 2).to_string(),
-            "--max-port",
-            &(port + 49).to_string(),
-        ])
-        .args([
-            "--realm",
-            REALM,
-            "--allow-loopback-peers",
-            "--log-file",
-            "stdout",
-        ])
-        .arg("--stale-nonce=3")
-        .arg("--userdb")
-        .arg(dir.join("turndb"))
-        .arg("--pidfile")
-        .arg(dir.join("pid"))
-        .args(auth)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log.try_clone().map_err(|e| e.to_string())?))
-        .stderr(Stdio::from(log));
-        for ip in relay_ips {
-            cmd.args(["--relay-ip", ip]);
-        }
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot run turnserver: {e}"))?;
-        let mut coturn = Coturn {
-            child,
-            dir,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        };
-        coturn.wait_ready()?;
-        Ok(coturn)
-    }
-
-    /// Ready once it answers a STUN Binding request; at most 10 s.
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let probe = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        probe
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .map_err(|e| e.to_string())?;
-        let request =
-            MessageBuilder::new(Class::Request, Method::BINDING, TransactionId::new([3; 12]))
-                .finish();
-        let end = Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 1500];
-        while Instant::now() < end {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("turnserver exited with {status}:\n{}", self.log()));
-            }
-            let _ = probe.send_to(&request, self.addr);
-            if let Ok((n, _)) = probe.recv_from(&mut buf)
-                && Message::decode(&buf[..n]).is_ok_and(|m| m.class() == Class::SuccessResponse)
-            {
-                return Ok(());
-            }
-        }
-        Err(format!("no STUN answer within 10 s:\n{}", self.log()))
-    }
+    let blocks = PortBlocks {
+        first: 10_000,
+        slots: 440,
+    };
+    Some(Loopback::start(blocks, index, &args).unwrap())
 }
 
 /// Runs a client on a std UDP socket.
@@ -341,7 +220,7 @@ fn unix_now() -> u64 {
 #[test]
 fn static_credentials_allocate_exchange_refresh_release() {
     let users = ["--lt-cred-mech", "--user", "alice:secret"];
-    let Some(coturn) = Coturn::start(0, &users, &["127.0.0.1"]) else {
+    let Some(coturn) = start_coturn(0, &users, &["127.0.0.1"]) else {
         return;
     };
     let mut wrong = Driver::new(
@@ -396,7 +275,7 @@ fn static_credentials_allocate_exchange_refresh_release() {
 #[test]
 fn rest_token_credentials() {
     let auth = ["--use-auth-secret", "--static-auth-secret", SECRET];
-    let Some(coturn) = Coturn::start(1, &auth, &["127.0.0.1"]) else {
+    let Some(coturn) = start_coturn(1, &auth, &["127.0.0.1"]) else {
         return;
     };
     let mut minted = rest_credentials(SECRET, "player42", Duration::from_secs(3600), unix_now());
@@ -440,7 +319,7 @@ fn rest_token_credentials() {
 #[test]
 fn dual_allocation_relays_ipv6_on_loopback() {
     let users = ["--lt-cred-mech", "--user", "alice:secret"];
-    let Some(coturn) = Coturn::start(2, &users, &["127.0.0.1", "::1"]) else {
+    let Some(coturn) = start_coturn(2, &users, &["127.0.0.1", "::1"]) else {
         return;
     };
     let mut driver = Driver::new(
@@ -465,7 +344,7 @@ fn dual_allocation_relays_ipv6_on_loopback() {
 #[test]
 fn ipv6_only_allocation_without_an_ipv6_relay_reports_440() {
     let users = ["--lt-cred-mech", "--user", "alice:secret"];
-    let Some(coturn) = Coturn::start(3, &users, &["127.0.0.1"]) else {
+    let Some(coturn) = start_coturn(3, &users, &["127.0.0.1"]) else {
         return;
     };
     let mut driver = Driver::new(

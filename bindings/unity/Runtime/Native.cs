@@ -79,6 +79,9 @@ namespace Tsunagi
         const string Lib = "tsunagi_ffi";
 #endif
 
+        /// <summary>TSUNAGI_SIGNAL_MAX_SIZE: the largest offer or answer blob.</summary>
+        public const int SignalMaxSize = 1100;
+
         [DllImport(Lib)] public static extern IntPtr tsunagi_version();
         [DllImport(Lib)] public static extern IntPtr tsunagi_last_error();
         [DllImport(Lib)] public static extern IntPtr tsunagi_result_name(int result);
@@ -106,6 +109,10 @@ namespace Tsunagi
         [DllImport(Lib)] public static extern int tsunagi_endpoint_export_identity_text(IntPtr endpoint, byte[] buf, UIntPtr len, out UIntPtr needed);
         [DllImport(Lib)] public static extern int tsunagi_endpoint_local_addresses(IntPtr endpoint, byte[] buf, UIntPtr len, out UIntPtr needed);
         [DllImport(Lib)] public static extern int tsunagi_endpoint_connect(IntPtr endpoint, byte[] peerId, byte[] addresses);
+        [DllImport(Lib)] public static extern int tsunagi_endpoint_connect_peer(IntPtr endpoint, byte[] peerId);
+        [DllImport(Lib)] public static extern int tsunagi_endpoint_relayed_addresses(IntPtr endpoint, byte[] buf, UIntPtr len, out UIntPtr needed);
+        [DllImport(Lib)] public static extern int tsunagi_endpoint_create_offer(IntPtr endpoint, byte[] peerId, byte[] buf, UIntPtr len, out UIntPtr needed);
+        [DllImport(Lib)] public static extern int tsunagi_endpoint_apply_signal(IntPtr endpoint, byte[] blob, UIntPtr blobLen, byte[] answer, UIntPtr answerLen, out UIntPtr needed);
         [DllImport(Lib)] public static extern int tsunagi_endpoint_send_message(IntPtr endpoint, byte[] peerId, ushort channel, byte[] data, UIntPtr len);
         [DllImport(Lib)] public static extern int tsunagi_endpoint_send_datagram(IntPtr endpoint, byte[] peerId, byte[] data, UIntPtr len);
         [DllImport(Lib)] public static extern int tsunagi_endpoint_datagram_limit(IntPtr endpoint, byte[] peerId, out UIntPtr limit);

@@ -6,7 +6,8 @@ using UnityEngine;
 namespace Tsunagi
 {
     /// <summary>
-    /// Add to a GameObject; subscribe to the events; call Connect/Send. Everything is
+    /// Add to a GameObject; subscribe to the events; call Connect, ConnectPeer or
+    /// CreateOffer/ApplySignal, then Send. Everything is
     /// raised from Update on the main thread, so handlers may touch the scene.
     /// </summary>
     public sealed class TsunagiBehaviour : MonoBehaviour
@@ -21,6 +22,12 @@ namespace Tsunagi
         public ushort bindPort;
         [Tooltip("Saved identity secret (tsusecret…); empty for a new identity each run.")]
         public string identitySecret = "";
+        [Tooltip("TURN relay host:port (tsunagi-relay); empty for none. Needs relayToken.")]
+        public string relayServer = "";
+        [Tooltip("A tsunagi1. token from your backend: relay credentials and the rendezvous login.")]
+        public string relayToken = "";
+        [Tooltip("Rendezvous server host:port for ConnectPeer (usually the relay); empty for none.")]
+        public string rendezvousServer = "";
         [Tooltip("Events handled per frame at most (the rest wait for the next frame).")]
         public int maxEventsPerFrame = 256;
 
@@ -42,6 +49,9 @@ namespace Tsunagi
                 Warn(config.SetLoopbackOnly(loopbackOnly), "loopbackOnly");
                 Warn(config.SetBindPort(bindPort), "bindPort");
                 if (!string.IsNullOrEmpty(identitySecret)) Warn(config.SetIdentityText(identitySecret), "identitySecret");
+                if (!string.IsNullOrEmpty(relayServer)) Warn(config.SetRelayServer(relayServer), "relayServer");
+                if (!string.IsNullOrEmpty(relayToken)) Warn(config.SetRelayToken(relayToken), "relayToken");
+                if (!string.IsNullOrEmpty(rendezvousServer)) Warn(config.SetRendezvousServer(rendezvousServer), "rendezvousServer");
                 Endpoint = new TsunagiEndpoint(config);
             }
             Debug.Log("Tsunagi " + TsunagiEndpoint.Version + ": peer id " + Endpoint.PeerId + " at " + Endpoint.LocalAddresses);
@@ -53,6 +63,12 @@ namespace Tsunagi
         }
 
         public void Connect(string peerId, string addresses) { Endpoint.Connect(peerId, addresses); }
+        /// <summary>Connects by peer id through rendezvousServer.</summary>
+        public void ConnectPeer(string peerId) { Endpoint.ConnectPeer(peerId); }
+        /// <summary>An offer for your lobby to carry to peerId (blocks up to about 3 s while the relay allocates).</summary>
+        public byte[] CreateOffer(string peerId) { return Endpoint.CreateOffer(peerId); }
+        /// <summary>Applies a blob from the other player: returns the answer to an offer, null for an answer.</summary>
+        public byte[] ApplySignal(byte[] blob) { return Endpoint.ApplySignal(blob); }
         public TsunagiResult Send(string peerId, ushort channel, byte[] data) { return Endpoint.SendMessage(peerId, channel, data); }
         public TsunagiResult SendUnreliable(string peerId, byte[] data) { return Endpoint.SendDatagram(peerId, data); }
 

@@ -98,6 +98,46 @@ namespace Tsunagi
         /// <summary>Starts connecting; the outcome arrives as a Connected or ConnectFailed event.</summary>
         public void Connect(string peerId, string addresses) { TsunagiException.Check(Native.tsunagi_endpoint_connect(H, Native.Utf8(peerId), Native.Utf8(addresses))); }
 
+        /// <summary>
+        /// Connects by peer id through the rendezvous server (TsunagiConfig.SetRendezvousServer);
+        /// the outcome arrives as a Connected or ConnectFailed event.
+        /// </summary>
+        public void ConnectPeer(string peerId) { TsunagiException.Check(Native.tsunagi_endpoint_connect_peer(H, Native.Utf8(peerId))); }
+
+        /// <summary>This endpoint's relayed addresses on the configured relay ("" until allocated).</summary>
+        public string RelayedAddresses { get { return Text(Native.tsunagi_endpoint_relayed_addresses); } }
+
+        /// <summary>
+        /// An offer to peerId for your game to carry (lobby data, your own server): binary, at
+        /// most Native.SignalMaxSize bytes. Blocks while a relay allocation is still being made
+        /// (at most about 3 s). Pass the answer that comes back to ApplySignal.
+        /// </summary>
+        public byte[] CreateOffer(string peerId)
+        {
+            var buf = new byte[Native.SignalMaxSize];
+            UIntPtr n;
+            TsunagiException.Check(Native.tsunagi_endpoint_create_offer(H, Native.Utf8(peerId), buf, (UIntPtr)buf.Length, out n));
+            var blob = new byte[(int)n];
+            Buffer.BlockCopy(buf, 0, blob, 0, blob.Length);
+            return blob;
+        }
+
+        /// <summary>
+        /// Applies a blob from the other player. An offer returns the answer to send back; an
+        /// answer returns null and starts connecting (a Connected or ConnectFailed event follows).
+        /// Throws TsunagiException (InvalidArgument) for a foreign, corrupted or stale blob.
+        /// </summary>
+        public byte[] ApplySignal(byte[] blob)
+        {
+            var buf = new byte[Native.SignalMaxSize];
+            UIntPtr n;
+            TsunagiException.Check(Native.tsunagi_endpoint_apply_signal(H, blob, (UIntPtr)(blob == null ? 0 : blob.Length), buf, (UIntPtr)buf.Length, out n));
+            if ((int)n == 0) return null;
+            var answer = new byte[(int)n];
+            Buffer.BlockCopy(buf, 0, answer, 0, answer.Length);
+            return answer;
+        }
+
         /// <summary>Reliable, ordered per channel. Returns QueueFull/NotConnected/... instead of throwing (hot path).</summary>
         public TsunagiResult SendMessage(string peerId, ushort channel, byte[] data)
         {

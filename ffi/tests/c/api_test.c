@@ -1,7 +1,11 @@
 /* C test of the Tsunagi ABI: argument checks, caller-owned buffers (short buffers
- * never overrun and lose nothing), identity round trip, and two endpoints exchanging
- * reliable and unreliable messages on loopback. Run by ffi/tests/c_abi.rs under
- * valgrind. Prints "N passed, 0 failed" and exits 0 on success. */
+ * never overrun and lose nothing), identity round trip, two endpoints exchanging
+ * reliable and unreliable messages on loopback, two endpoints connecting by
+ * offer/answer blobs carried "by the game" (here: local variables), and, when run as
+ * `api_test SERVER TOKEN_A TOKEN_B` (a tsunagi-relay with --auth-secret), the same
+ * with the relay configured and connecting by peer id through the rendezvous server.
+ * Run by ffi/tests/c_abi.rs under valgrind. Prints "N passed, 0 failed" and exits 0
+ * on success. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,7 +159,9 @@ static void test_arguments(void) {
     CHECK(tsunagi_endpoint_stats(ep, id, &stats) == TSUNAGI_ERR_NOT_CONNECTED);
     uint8_t blob[4] = {1, 2, 3, 4};
     CHECK(tsunagi_endpoint_apply_signal(ep, blob, sizeof blob, NULL, 0, NULL) == TSUNAGI_ERR_INVALID_ARGUMENT);
-    CHECK(tsunagi_endpoint_create_offer(ep, id, NULL, 0, &needed) == TSUNAGI_ERR_NOT_SUPPORTED);
+    CHECK(tsunagi_endpoint_create_offer(ep, id, NULL, 0, &needed) == TSUNAGI_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(tsunagi_last_error(), "made by this endpoint") != NULL); /* an offer to itself */
+    CHECK(tsunagi_endpoint_create_offer(ep, "tsunope", NULL, 0, &needed) == TSUNAGI_ERR_INVALID_ARGUMENT);
     CHECK(tsunagi_endpoint_connect_peer(ep, id) == TSUNAGI_ERR_INVALID_ARGUMENT); /* no rendezvous server */
 
     /* Identity round trip: the same secret gives the same peer id. */
@@ -220,9 +226,114 @@ static void test_exchange(void) {
     tsunagi_endpoint_destroy(b);
 }
 
-int main(void) {
+/* Connected both ways, then one reliable message from a to b. */
+static void check_session(tsunagi_endpoint *a, const char *a_id, tsunagi_endpoint *b,
+                          const char *b_id) {
+    tsunagi_event ev;
+    size_t n;
+    free(wait_for(a, TSUNAGI_EVENT_CONNECTED, &ev, &n));
+    CHECK(ev.outgoing == 1 && strcmp(ev.peer_id, b_id) == 0);
+    CHECK(ev.path != TSUNAGI_PATH_NONE);
+    free(wait_for(b, TSUNAGI_EVENT_CONNECTED, &ev, &n));
+    CHECK(ev.outgoing == 0 && strcmp(ev.peer_id, a_id) == 0);
+    const char *msg = "hello through the lobby";
+    CHECK(tsunagi_endpoint_send_message(a, b_id, 0, (const uint8_t *)msg, strlen(msg)) == TSUNAGI_OK);
+    uint8_t *got = wait_for(b, TSUNAGI_EVENT_MESSAGE, &ev, &n);
+    CHECK(n == strlen(msg) && memcmp(got, msg, n) == 0);
+    free(got);
+}
+
+/* a offers to b, b answers, a applies the answer: the game carries the bytes. */
+static void connect_by_blobs(tsunagi_endpoint *a, tsunagi_endpoint *b) {
+    char a_id[TSUNAGI_PEER_ID_SIZE], b_id[TSUNAGI_PEER_ID_SIZE];
+    REQUIRE(tsunagi_endpoint_peer_id(a, a_id, sizeof a_id, NULL) == TSUNAGI_OK);
+    REQUIRE(tsunagi_endpoint_peer_id(b, b_id, sizeof b_id, NULL) == TSUNAGI_OK);
+
+    /* Size query first: the offer made is kept and returned by the next call. */
+    size_t needed = 0;
+    CHECK(tsunagi_endpoint_create_offer(a, b_id, NULL, 0, &needed) == TSUNAGI_ERR_BUFFER_TOO_SMALL);
+    CHECK(needed > 0 && needed <= TSUNAGI_SIGNAL_MAX_SIZE);
+    uint8_t *offer = malloc(needed + 1);
+    size_t offer_len = 0;
+    offer[needed] = 0xAB;
+    REQUIRE(tsunagi_endpoint_create_offer(a, b_id, offer, needed, &offer_len) == TSUNAGI_OK);
+    CHECK(offer_len == needed && offer[needed] == 0xAB);
+
+    /* Garbage and truncated blobs are refused with a message. */
+    uint8_t junk[3] = {9, 9, 9};
+    uint8_t answer[TSUNAGI_SIGNAL_MAX_SIZE];
+    size_t answer_len = 7;
+    CHECK(tsunagi_endpoint_apply_signal(b, junk, sizeof junk, answer, sizeof answer, &answer_len) == TSUNAGI_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(tsunagi_last_error(), "version 9") != NULL);
+    CHECK(tsunagi_endpoint_apply_signal(b, offer, offer_len / 2, answer, sizeof answer, &answer_len) == TSUNAGI_ERR_INVALID_ARGUMENT);
+    CHECK(tsunagi_endpoint_apply_signal(a, offer, offer_len, answer, sizeof answer, &answer_len) == TSUNAGI_ERR_INVALID_ARGUMENT);
+    CHECK(tsunagi_endpoint_apply_signal(b, NULL, 5, answer, sizeof answer, &answer_len) == TSUNAGI_ERR_NULL_POINTER);
+
+    /* The answer: too small a buffer first, then applying the same offer again. */
+    uint8_t tiny[4] = {0xCD, 0xCD, 0xCD, 0xCD};
+    CHECK(tsunagi_endpoint_apply_signal(b, offer, offer_len, tiny, sizeof tiny, &answer_len) == TSUNAGI_ERR_BUFFER_TOO_SMALL);
+    CHECK(answer_len > sizeof tiny && tiny[0] == 0xCD);
+    REQUIRE(tsunagi_endpoint_apply_signal(b, offer, offer_len, answer, sizeof answer, &answer_len) == TSUNAGI_OK);
+    CHECK(answer_len > 0 && answer_len <= TSUNAGI_SIGNAL_MAX_SIZE);
+    free(offer);
+
+    size_t none = 99;
+    REQUIRE(tsunagi_endpoint_apply_signal(a, answer, answer_len, NULL, 0, &none) == TSUNAGI_OK);
+    CHECK(none == 0);
+    check_session(a, a_id, b, b_id);
+}
+
+static void test_blobs(void) {
+    tsunagi_config *config = tsunagi_config_new();
+    tsunagi_endpoint *a = loopback_endpoint(config);
+    tsunagi_endpoint *b = loopback_endpoint(config);
+    tsunagi_config_free(config);
+    connect_by_blobs(a, b);
+    tsunagi_endpoint_destroy(a);
+    tsunagi_endpoint_destroy(b);
+}
+
+static tsunagi_endpoint *relay_endpoint(const char *server, const char *token, int rendezvous) {
+    tsunagi_config *config = tsunagi_config_new();
+    REQUIRE(tsunagi_config_set_relay_server(config, server) == TSUNAGI_OK);
+    REQUIRE(tsunagi_config_set_relay_token(config, token) == TSUNAGI_OK);
+    if (rendezvous) {
+        REQUIRE(tsunagi_config_set_rendezvous_server(config, server) == TSUNAGI_OK);
+    }
+    tsunagi_endpoint *ep = loopback_endpoint(config);
+    tsunagi_config_free(config);
+    return ep;
+}
+
+/* Blobs with the relay configured on both sides (relayed candidates in the blobs),
+   then connecting by peer id through the rendezvous server. */
+static void test_relay(const char *server, const char *token_a, const char *token_b) {
+    tsunagi_endpoint *a = relay_endpoint(server, token_a, 0);
+    tsunagi_endpoint *b = relay_endpoint(server, token_b, 0);
+    connect_by_blobs(a, b);
+    tsunagi_endpoint_destroy(a);
+    tsunagi_endpoint_destroy(b);
+
+    a = relay_endpoint(server, token_a, 1);
+    b = relay_endpoint(server, token_b, 1);
+    char a_id[TSUNAGI_PEER_ID_SIZE], b_id[TSUNAGI_PEER_ID_SIZE];
+    REQUIRE(tsunagi_endpoint_peer_id(a, a_id, sizeof a_id, NULL) == TSUNAGI_OK);
+    REQUIRE(tsunagi_endpoint_peer_id(b, b_id, sizeof b_id, NULL) == TSUNAGI_OK);
+    REQUIRE(tsunagi_endpoint_connect_peer(a, b_id) == TSUNAGI_OK);
+    check_session(a, a_id, b, b_id);
+    tsunagi_endpoint_destroy(a);
+    tsunagi_endpoint_destroy(b);
+}
+
+int main(int argc, char **argv) {
     test_arguments();
     test_exchange();
+    test_blobs();
+    if (argc == 4) {
+        test_relay(argv[1], argv[2], argv[3]);
+    } else {
+        printf("SKIPPED(relay tests: run as api_test SERVER TOKEN_A TOKEN_B)\n");
+    }
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

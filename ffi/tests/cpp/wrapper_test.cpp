@@ -1,5 +1,6 @@
 // C++ wrapper test: two endpoints connect on loopback and exchange a reliable message
-// and a datagram; built with -std=c++17 -Wall -Wextra -Werror -fno-exceptions.
+// and a datagram; two more connect by offer/answer blobs; built with -std=c++17 (and
+// c++20) -Wall -Wextra -Werror -fno-exceptions.
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -64,6 +65,31 @@ int main() {
     CHECK(stats.ok() && stats.value().bytes_sent > 0);
     tsunagi::Status nc = alice.SendReliable("tsunot-a-peer", 0, std::string_view("x"));
     CHECK(nc.code() == TSUNAGI_ERR_INVALID_ARGUMENT && std::strlen(nc.name()) > 0);
+
+    // Connecting by peer id needs a rendezvous server.
+    tsunagi::Status no_server = alice.ConnectPeer(bob_id);
+    CHECK(no_server.code() == TSUNAGI_ERR_INVALID_ARGUMENT && !no_server.message().empty());
+
+    // Blobs carried by "the lobby": carol offers, dave answers, carol applies the answer.
+    auto c = tsunagi::Endpoint::Create(&config);
+    auto d = tsunagi::Endpoint::Create(&config);
+    CHECK(c.ok() && d.ok());
+    if (!c.ok() || !d.ok()) return 1;
+    tsunagi::Endpoint carol = std::move(c.value());
+    tsunagi::Endpoint dave = std::move(d.value());
+    std::string dave_id = dave.PeerId().value();
+    auto offer = carol.CreateOffer(dave_id);
+    CHECK(offer.ok() && !offer.value().empty() && offer.value().size() <= TSUNAGI_SIGNAL_MAX_SIZE);
+    auto junk = dave.ApplySignal(std::string_view("not a blob"));
+    CHECK(junk.status().code() == TSUNAGI_ERR_INVALID_ARGUMENT && !junk.status().message().empty());
+    auto answer = dave.ApplySignal(offer.value());
+    CHECK(answer.ok() && !answer.value().empty());
+    auto applied = carol.ApplySignal(answer.value());
+    CHECK(applied.ok() && applied.value().empty());
+    CHECK(wait_for(carol, TSUNAGI_EVENT_CONNECTED, ev) && ev.outgoing && ev.peer == dave_id);
+    CHECK(wait_for(dave, TSUNAGI_EVENT_CONNECTED, ev) && !ev.outgoing);
+    CHECK(carol.SendReliable(dave_id, 0, std::string_view("lobby")).ok());
+    CHECK(wait_for(dave, TSUNAGI_EVENT_MESSAGE, ev) && ev.text() == "lobby");
 
     std::printf("tsunagi %.*s: %d passed, %d failed\n", static_cast<int>(tsunagi::Version().size()),
                 tsunagi::Version().data(), passed, failed);

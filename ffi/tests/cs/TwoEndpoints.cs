@@ -1,5 +1,6 @@
 // Console test of the Unity package's core (Native.cs + TsunagiEndpoint.cs) under Mono:
-// two endpoints connect on loopback and exchange a reliable message and a datagram.
+// two endpoints connect on loopback and exchange a reliable message and a datagram;
+// two more connect by offer/answer blobs carried "by the lobby".
 using System;
 using System.Text;
 using System.Threading;
@@ -56,6 +57,25 @@ static class TwoEndpoints
                 NativeStats stats;
                 Check(alice.TryGetStats(bobId, out stats) && stats.bytes_sent > 0, "stats");
                 Check(bob.ExportIdentity().Length == 32, "identity export");
+                try { alice.ConnectPeer(bobId); Check(false, "ConnectPeer without a rendezvous server throws"); }
+                catch (TsunagiException e) { Check(e.Result == TsunagiResult.InvalidArgument, "ConnectPeer code"); }
+            }
+            using (var carol = new TsunagiEndpoint(config))
+            using (var dave = new TsunagiEndpoint(config))
+            {
+                string daveId = dave.PeerId;
+                byte[] offer = carol.CreateOffer(daveId);
+                Check(offer.Length > 0 && offer.Length <= Native.SignalMaxSize, "offer size");
+                try { dave.ApplySignal(Encoding.UTF8.GetBytes("not a blob")); Check(false, "junk blob throws"); }
+                catch (TsunagiException e) { Check(e.Result == TsunagiResult.InvalidArgument && e.Message.Contains("blob"), "junk blob code"); }
+                byte[] answer = dave.ApplySignal(offer);
+                Check(answer != null && answer.Length > 0, "answer");
+                Check(carol.ApplySignal(answer) == null, "an answer gives nothing to send");
+                var up = WaitFor(carol, TsunagiEventKind.Connected);
+                Check(up.Outgoing && up.PeerId == daveId, "carol connected to dave");
+                WaitFor(dave, TsunagiEventKind.Connected);
+                Check(carol.SendMessage(daveId, 0, Encoding.UTF8.GetBytes("lobby")) == TsunagiResult.Ok, "send over blob session");
+                Check(WaitFor(dave, TsunagiEventKind.Message).Text == "lobby", "lobby message");
             }
         }
         Console.WriteLine("tsunagi " + TsunagiEndpoint.Version + ": " + passed + " passed, " + failed + " failed");

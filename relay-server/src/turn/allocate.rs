@@ -10,6 +10,7 @@ use tsunagi::stun::{AddressFamily, Attribute, ErrorCode};
 use super::allocation::{Allocation, TokenBucket};
 use super::channels::Channels;
 use super::permissions::Permissions;
+use super::reservations::RESERVATION_LIFETIME;
 use super::{Request, Turn};
 use crate::auth::Authenticator;
 use crate::counters::Counters;
@@ -25,7 +26,7 @@ struct AllocateRequest {
     requested_family: Option<AddressFamily>,
     additional_family: Option<AddressFamily>,
     even_port: Option<bool>,
-    reservation_token: bool,
+    reservation_token: Option<[u8; 8]>,
     lifetime: Option<u32>,
 }
 
@@ -64,7 +65,7 @@ impl Turn {
                 Attribute::RequestedAddressFamily(f) => r.requested_family = Some(*f),
                 Attribute::AdditionalAddressFamily(f) => r.additional_family = Some(*f),
                 Attribute::EvenPort { reserve_next } => r.even_port = Some(*reserve_next),
-                Attribute::ReservationToken(_) => r.reservation_token = true,
+                Attribute::ReservationToken(t) => r.reservation_token = Some(**t),
                 Attribute::Lifetime(s) => r.lifetime = Some(*s),
                 _ => {}
             }
@@ -90,7 +91,9 @@ impl Turn {
             (None, None) => vec![AddressFamily::V4],
         };
         let dual = families.len() == 2;
-        if r.reservation_token && (r.even_port.is_some() || r.requested_family.is_some() || dual) {
+        if r.reservation_token.is_some()
+            && (r.even_port.is_some() || r.requested_family.is_some() || dual)
+        {
             return self.error(
                 ctx,
                 400,
@@ -100,12 +103,14 @@ impl Turn {
         if dual && r.even_port.is_some() {
             return self.error(ctx, 400, "Bad Request: EVEN-PORT with a dual allocation");
         }
-        if r.reservation_token || r.even_port == Some(true) {
-            // No port reservations here: say so cleanly rather than pretend.
+        let reserve_next = r.even_port == Some(true);
+        if reserve_next && self.reservations.len() >= self.config.max_allocations {
+            // Reservations are bounded like allocations (memory, ports).
+            Counters::bump(&self.counters.capacity_rejections);
             return self.error(
                 ctx,
                 508,
-                "Insufficient Capacity: port reservations not supported",
+                "Insufficient Capacity: too many port reservations",
             );
         }
         match self
@@ -124,15 +129,42 @@ impl Turn {
             }
         }
 
+        if let Some(token) = r.reservation_token {
+            // The port an earlier EVEN-PORT (R) Allocate reserved, once.
+            return match self.reservations.take(&token, ctx.now) {
+                Some(address) => self.allocated(ctx, &r, vec![address], &[], None),
+                None => {
+                    self.shared.release(&ctx.user.quota_name, ctx.from.ip());
+                    Counters::bump(&self.counters.capacity_rejections);
+                    self.error(
+                        ctx,
+                        508,
+                        "Insufficient Capacity: RESERVATION-TOKEN unknown, used or expired",
+                    )
+                }
+            };
+        }
+
         let even = r.even_port.is_some();
         let mut relayed: Vec<SocketAddr> = Vec::new();
+        let mut reserved: Option<SocketAddr> = None;
         let mut failed: Vec<(AddressFamily, ErrorCode<'static>)> = Vec::new();
         for &family in &families {
             let Some(ip) = self.relay_ip(family) else {
                 failed.push((family, ErrorCode::new(440, "Address Family not Supported")));
                 continue;
             };
-            match self.ports.open(self.sockets.as_mut(), ip, even) {
+            let opened = if reserve_next {
+                self.ports
+                    .open_pair(self.sockets.as_mut(), ip)
+                    .map(|(even, next)| {
+                        reserved = Some(next);
+                        even
+                    })
+            } else {
+                self.ports.open(self.sockets.as_mut(), ip, even)
+            };
+            match opened {
                 Some(address) => relayed.push(address),
                 None => failed.push((family, ErrorCode::new(508, "Insufficient Capacity"))),
             }
@@ -147,7 +179,34 @@ impl Turn {
             }
             return self.error(ctx, code, reason);
         }
+        let token = match reserved {
+            Some(next) => match reservation_token() {
+                Some(token) => Some((token, next)),
+                None => {
+                    // No randomness for an unguessable token: give it all back.
+                    for a in relayed.into_iter().chain([next]) {
+                        self.ports.close(self.sockets.as_mut(), a);
+                    }
+                    self.shared.release(&ctx.user.quota_name, ctx.from.ip());
+                    return self.error(ctx, 508, "Insufficient Capacity: try again");
+                }
+            },
+            None => None,
+        };
+        self.allocated(ctx, &r, relayed, &failed, token)
+    }
 
+    /// Answers a granted Allocate and installs the allocation (quota already
+    /// taken, relayed sockets open); with `token`, also reserves its port.
+    fn allocated(
+        &mut self,
+        ctx: &Request<'_, '_>,
+        r: &AllocateRequest,
+        relayed: Vec<SocketAddr>,
+        failed: &[(AddressFamily, ErrorCode<'static>)],
+        token: Option<([u8; 8], SocketAddr)>,
+    ) -> Vec<u8> {
+        let dual = r.additional_family.is_some();
         let lifetime = self.lifetime(r.lifetime);
         let mut attributes: Vec<Attribute<'_>> = relayed
             .iter()
@@ -156,11 +215,22 @@ impl Turn {
         attributes.push(Attribute::Lifetime(lifetime.as_secs() as u32));
         attributes.push(Attribute::XorMappedAddress(ctx.from));
         if dual {
-            for &(family, error) in &failed {
+            for &(family, error) in failed {
                 attributes.push(Attribute::AddressErrorCode { family, error });
             }
         }
+        if let Some((token, _)) = &token {
+            attributes.push(Attribute::ReservationToken(token));
+        }
         let response = self.success(ctx, &attributes);
+        if let Some((token, next)) = token {
+            let expires = ctx.now + RESERVATION_LIFETIME;
+            if !self.reservations.insert(token, next, expires) {
+                // 2^-64: a token collision; the port is released, the client
+                // gets 508 when it uses the token.
+                self.ports.close(self.sockets.as_mut(), next);
+            }
+        }
         tracing::debug!(client = %ctx.from, ?relayed, user = %ctx.user.username, "allocated");
         self.allocations.insert(Allocation {
             client: ctx.from,
@@ -231,4 +301,12 @@ impl Turn {
         self.allocations.refresh(id, ctx.now, granted);
         self.success(ctx, &[Attribute::Lifetime(granted.as_secs() as u32)])
     }
+}
+
+/// A fresh, unguessable RESERVATION-TOKEN (another client must not be able to
+/// take a reservation by guessing it); `None` if the OS has no randomness.
+fn reservation_token() -> Option<[u8; 8]> {
+    let mut token = [0u8; 8];
+    getrandom::fill(&mut token).ok()?;
+    Some(token)
 }

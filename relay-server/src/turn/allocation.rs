@@ -4,7 +4,7 @@
 //! next deadline is the first entry, and expiring walks the front. No timers or
 //! threads per allocation; the driver calls [`crate::Server::handle_timeout`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use tsunagi::stun::TransactionId;
 
 use super::channels::Channels;
 use super::permissions::Permissions;
+use crate::fast_map::FastMap;
 
 /// An allocation's identifier within one server.
 pub(crate) type AllocationId = u64;
@@ -101,9 +102,9 @@ impl Allocation {
 /// Every allocation, indexed by 5-tuple and by relayed address.
 #[derive(Debug, Default)]
 pub(crate) struct Allocations {
-    by_id: HashMap<AllocationId, Allocation>,
-    by_five_tuple: HashMap<(SocketAddr, SocketAddr), AllocationId>,
-    by_relayed: HashMap<SocketAddr, AllocationId>,
+    by_id: FastMap<AllocationId, Allocation>,
+    by_five_tuple: FastMap<(SocketAddr, SocketAddr), AllocationId>,
+    by_relayed: FastMap<SocketAddr, AllocationId>,
     expiry: BTreeSet<(Instant, AllocationId)>,
     next_id: AllocationId,
 }
@@ -125,6 +126,11 @@ impl Allocations {
     }
 
     /// An allocation by id.
+    pub fn get(&self, id: AllocationId) -> Option<&Allocation> {
+        self.by_id.get(&id)
+    }
+
+    /// An allocation by id, to change.
     pub fn get_mut(&mut self, id: AllocationId) -> Option<&mut Allocation> {
         self.by_id.get_mut(&id)
     }

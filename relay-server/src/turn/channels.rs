@@ -1,9 +1,10 @@
 //! Channel bindings (RFC 8656 §12): a 4-byte ChannelData header instead of a
 //! 36-byte Send/Data indication, per (allocation, peer transport address).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use crate::fast_map::FastMap;
 
 /// How long a channel binding lasts unless refreshed (RFC 8656: 600 s).
 pub(crate) const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
@@ -36,8 +37,8 @@ struct Binding {
 /// An allocation's channels, both ways.
 #[derive(Debug, Default)]
 pub(crate) struct Channels {
-    by_number: HashMap<u16, Binding>,
-    by_peer: HashMap<SocketAddr, u16>,
+    by_number: FastMap<u16, Binding>,
+    by_peer: FastMap<SocketAddr, u16>,
 }
 
 impl Channels {

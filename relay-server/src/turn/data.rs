@@ -13,7 +13,6 @@ use std::time::Instant;
 use tsunagi::stun::{Attribute, Message};
 
 use super::{Turn, framing, legacy};
-use crate::counters::Counters;
 use crate::datagrams::Datagrams;
 
 /// Where client data goes.
@@ -36,45 +35,87 @@ impl Turn {
         data: &[u8],
         out: &mut Datagrams,
     ) {
-        let drop = |counters: &Counters, why: &str| {
-            Counters::bump(&counters.unpermitted_drops);
-            tracing::trace!(%from, why, "dropping client data");
+        // Checks with shared borrows only; one mutable lookup at the end.
+        let checked = (|| {
+            let id = self.allocations.find(from, local).ok_or("no allocation")?;
+            let allocation = self
+                .allocations
+                .get(id)
+                .filter(|a| a.expires > now)
+                .ok_or("no allocation")?;
+            let peer = match target {
+                Target::Peer(p) => p,
+                Target::Channel(c) => allocation
+                    .channels
+                    .peer(c, now)
+                    .ok_or("channel not bound")?,
+            };
+            let relayed = allocation
+                .relayed_for(peer)
+                .ok_or("peer family not allocated")?;
+            if !allocation.permissions.allows(peer.ip(), now) {
+                return Err("no permission");
+            }
+            // Permissions are per IP; ports on the relay's own IPs are checked
+            // per datagram so a permission cannot reach its listening sockets.
+            let allocations = &self.allocations;
+            self.policy
+                .check_with(peer, || allocations.is_relayed(peer))
+                .map_err(|_| "peer denied")?;
+            Ok((id, relayed, peer))
+        })();
+        let (id, relayed, peer) = match checked {
+            Ok(found) => found,
+            Err(why) => {
+                self.pending.unpermitted_drops += 1;
+                tracing::trace!(%from, why, "dropping client data");
+                return;
+            }
         };
-        let Some(id) = self.allocations.find(from, local) else {
-            return drop(&self.counters, "no allocation");
-        };
-        let Some(allocation) = self.allocations.get_mut(id).filter(|a| a.expires > now) else {
-            return drop(&self.counters, "no allocation");
-        };
-        let peer = match target {
-            Target::Peer(p) => p,
-            Target::Channel(c) => match allocation.channels.peer(c, now) {
-                Some(p) => p,
-                None => return drop(&self.counters, "channel not bound"),
-            },
-        };
-        let Some(relayed) = allocation.relayed_for(peer) else {
-            return drop(&self.counters, "peer family not allocated");
-        };
-        if !allocation.permissions.allows(peer.ip(), now) {
-            return drop(&self.counters, "no permission");
-        }
-        // Permissions are per IP; ports on the relay's own IPs are checked per
-        // datagram so a permission cannot reach its listening sockets.
-        let is_relayed = self.allocations.is_relayed(peer);
-        if self.policy.check(peer, is_relayed).is_err() {
-            return drop(&self.counters, "peer denied");
-        }
         let Some(allocation) = self.allocations.get_mut(id) else {
             return;
         };
         if !allocation.bucket.take(data.len(), now) {
-            Counters::bump(&self.counters.bandwidth_drops);
+            self.pending.bandwidth_drops += 1;
             return;
         }
-        Counters::bump(&self.counters.packets_to_peers);
-        Counters::add(&self.counters.bytes_to_peers, data.len() as u64);
+        self.pending.packets_to_peers += 1;
+        self.pending.bytes_to_peers += data.len() as u64;
         out.push(relayed, peer, data);
+    }
+
+    /// A Send indication from a client, as raw bytes: the common shape
+    /// (XOR-PEER-ADDRESS, DATA, optional FINGERPRINT) is read in place without
+    /// decoding the message; anything else goes through the codec as
+    /// [`Turn::handle_send`]. Returns `false`, having done nothing, if the codec
+    /// cannot decode it either (the caller takes the general path).
+    pub fn handle_send_bytes(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        from: SocketAddr,
+        packet: &[u8],
+        out: &mut Datagrams,
+    ) -> bool {
+        match framing::parse_send_indication(packet) {
+            Some(framing::SendIndication::Relay { peer, data }) => {
+                self.relay_to_peer(now, (local, from), Target::Peer(peer), data, out);
+            }
+            Some(framing::SendIndication::BadFingerprint) => {
+                tracing::debug!(%from, "dropping message with a bad FINGERPRINT");
+            }
+            None => {
+                let Ok(message) = Message::decode(packet) else {
+                    return false;
+                };
+                if message.has_fingerprint() && message.verify_fingerprint().is_err() {
+                    tracing::debug!(%from, "dropping message with a bad FINGERPRINT");
+                } else {
+                    self.handle_send(now, local, from, &message, out);
+                }
+            }
+        }
+        true
     }
 
     /// A Send indication from a client.
@@ -98,11 +139,11 @@ impl Turn {
         // RFC 8656 §11.2: an indication with unknown comprehension-required
         // attributes, or without XOR-PEER-ADDRESS and DATA, is discarded.
         let (Some(peer), Some(data)) = (peer, data) else {
-            Counters::bump(&self.counters.malformed);
+            self.pending.malformed += 1;
             return;
         };
         if !indication.unknown_comprehension_required().is_empty() {
-            Counters::bump(&self.counters.malformed);
+            self.pending.malformed += 1;
             return;
         }
         self.relay_to_peer(now, (local, from), Target::Peer(peer), data, out);
@@ -122,7 +163,7 @@ impl Turn {
                 self.relay_to_peer(now, (local, from), Target::Channel(channel), data, out);
             }
             None => {
-                Counters::bump(&self.counters.malformed);
+                self.pending.malformed += 1;
                 tracing::trace!(%from, "malformed ChannelData");
             }
         }
@@ -145,12 +186,12 @@ impl Turn {
             return;
         };
         if allocation.expires <= now || !allocation.permissions.allows(peer.ip(), now) {
-            Counters::bump(&self.counters.unpermitted_drops);
+            self.pending.unpermitted_drops += 1;
             tracing::trace!(%peer, %relayed, "dropping peer data without permission");
             return;
         }
         if !allocation.bucket.take(data.len(), now) {
-            Counters::bump(&self.counters.bandwidth_drops);
+            self.pending.bandwidth_drops += 1;
             return;
         }
         let channel = allocation.channels.channel(peer, now);
@@ -164,8 +205,8 @@ impl Turn {
             },
         );
         if queued {
-            Counters::bump(&self.counters.packets_to_clients);
-            Counters::add(&self.counters.bytes_to_clients, data.len() as u64);
+            self.pending.packets_to_clients += 1;
+            self.pending.bytes_to_clients += data.len() as u64;
         }
     }
 }

@@ -22,6 +22,7 @@ mod legacy;
 mod peers;
 mod permissions;
 pub(crate) mod ports;
+mod reservations;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -38,12 +39,13 @@ use tsunagi::stun::{
 };
 
 use crate::auth::{Authenticated, Authenticator, Rejection};
-use crate::counters::Counters;
+use crate::counters::{Counters, Pending};
 use crate::policy::{Cidr, PeerPolicy};
 use crate::server::Transmit;
 use crate::shared::{Quotas, Shared};
 use allocation::{Allocation, Allocations};
 use ports::{PortPool, RelaySockets};
+use reservations::Reservations;
 
 /// The TURN service's settings.
 #[derive(Debug, Clone)]
@@ -124,9 +126,13 @@ pub(crate) struct Turn {
     policy: PeerPolicy,
     allocations: Allocations,
     ports: PortPool,
+    /// Ports reserved by EVEN-PORT with the R bit, by RESERVATION-TOKEN.
+    reservations: Reservations,
     sockets: Box<dyn RelaySockets>,
     shared: Shared,
     counters: Arc<Counters>,
+    /// The data path's counts since the last [`Turn::publish_counters`].
+    pending: Pending,
     software: Option<String>,
     pub clock: Clock,
     rng: u64,
@@ -168,8 +174,10 @@ impl Turn {
             auth,
             policy,
             allocations: Allocations::default(),
+            reservations: Reservations::default(),
             sockets,
             counters: shared.counters(),
+            pending: Pending::default(),
             shared,
             software,
             clock: Clock {
@@ -201,16 +209,32 @@ impl Turn {
         bytes
     }
 
-    /// The next allocation expiry.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.allocations.next_expiry()
+    /// Adds the data path's counts to the shared counters (once per batch).
+    pub fn publish_counters(&mut self) {
+        self.pending.publish(&self.counters);
     }
 
-    /// Ends every allocation expired at `now`, closing its relayed sockets.
+    /// The next allocation or port reservation expiry.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (
+            self.allocations.next_expiry(),
+            self.reservations.next_expiry(),
+        ) {
+            (Some(a), Some(r)) => Some(a.min(r)),
+            (a, r) => a.or(r),
+        }
+    }
+
+    /// Ends every allocation and port reservation expired at `now`, closing
+    /// their relayed sockets.
     pub fn handle_timeout(&mut self, now: Instant) {
         for allocation in self.allocations.expire(now) {
             tracing::debug!(client = %allocation.client, "allocation expired");
             self.end(allocation);
+        }
+        for reserved in self.reservations.expire(now) {
+            tracing::debug!(%reserved, "port reservation expired");
+            self.ports.close(self.sockets.as_mut(), reserved);
         }
     }
 

@@ -108,7 +108,7 @@ impl Turn {
             return self.error(
                 ctx,
                 400,
-                "Bad Request: CHANNEL-NUMBER missing or not 0x4000-0x4FFF",
+                "Bad Request: CHANNEL-NUMBER missing or not 0x4000-0x7FFF",
             );
         };
         let Some(peer) = peer else {

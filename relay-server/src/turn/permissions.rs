@@ -1,8 +1,9 @@
 //! Permissions (RFC 8656 §9): the peer IPs an allocation exchanges data with.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
+
+use crate::fast_map::FastMap;
 
 /// How long a permission lasts unless refreshed (RFC 8656: 300 s, fixed).
 pub(crate) const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
@@ -10,7 +11,7 @@ pub(crate) const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
 /// An allocation's permissions, keyed by peer IP (ports do not matter).
 #[derive(Debug, Default)]
 pub(crate) struct Permissions {
-    expires: HashMap<IpAddr, Instant>,
+    expires: FastMap<IpAddr, Instant>,
 }
 
 impl Permissions {

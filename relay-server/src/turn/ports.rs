@@ -125,6 +125,33 @@ impl PortPool {
         None
     }
 
+    /// Opens relayed sockets on an even port and the port after it (EVEN-PORT
+    /// with the R bit, RFC 8656 §7.2): `(even, even + 1)`.
+    pub fn open_pair(
+        &mut self,
+        sockets: &mut dyn RelaySockets,
+        ip: IpAddr,
+    ) -> Option<(SocketAddr, SocketAddr)> {
+        for _ in 0..ATTEMPTS {
+            let even = self.open(sockets, ip, true)?;
+            let next = SocketAddr::new(ip, even.port().checked_add(1)?);
+            let in_range = self.range.as_ref().is_none_or(|r| r.contains(&next.port()));
+            if in_range && !self.in_use.contains(&next) {
+                match sockets.open(next) {
+                    Ok(bound) => {
+                        self.in_use.insert(bound);
+                        return Some((even, bound));
+                    }
+                    Err(e) => {
+                        tracing::debug!(address = %next, error = %e, "relay port unavailable")
+                    }
+                }
+            }
+            self.close(sockets, even);
+        }
+        None
+    }
+
     /// Closes a relayed socket.
     pub fn close(&mut self, sockets: &mut dyn RelaySockets, address: SocketAddr) {
         self.in_use.remove(&address);
@@ -151,6 +178,29 @@ mod tests {
         let first = *got.iter().next().unwrap();
         pool.close(&mut sockets, first);
         assert_eq!(pool.open(&mut sockets, ip, false), Some(first));
+    }
+
+    #[test]
+    fn even_port_pairs() {
+        let mut sockets = VirtualSockets::default();
+        let mut pool = PortPool::new(Some(50_000..=50_005), 3);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let mut seen = HashSet::new();
+        for _ in 0..3 {
+            let (even, next) = pool.open_pair(&mut sockets, ip).unwrap();
+            assert_eq!(even.port() % 2, 0);
+            assert_eq!(next.port(), even.port() + 1);
+            assert!(seen.insert(even) && seen.insert(next));
+        }
+        assert_eq!(pool.open_pair(&mut sockets, ip), None, "range exhausted");
+        assert_eq!(
+            sockets.open_addresses().len(),
+            6,
+            "nothing left open on failure"
+        );
+        // The last even port of a range has no partner in it.
+        let mut pool = PortPool::new(Some(50_000..=50_000), 3);
+        assert_eq!(pool.open_pair(&mut VirtualSockets::default(), ip), None);
     }
 
     #[test]

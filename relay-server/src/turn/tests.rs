@@ -428,12 +428,11 @@ fn allocate_errors() {
         Attribute::RequestedTransport(17),
         Attribute::ReservationToken(&[1; 8]),
     ];
-    assert_eq!(code(&h.request(Method::ALLOCATE, &attrs)), Some(508));
-    let attrs = [
-        Attribute::RequestedTransport(17),
-        Attribute::EvenPort { reserve_next: true },
-    ];
-    assert_eq!(code(&h.request(Method::ALLOCATE, &attrs)), Some(508));
+    assert_eq!(
+        code(&h.request(Method::ALLOCATE, &attrs)),
+        Some(508),
+        "unknown token"
+    );
     assert_eq!(h.counter(|c| &c.allocations_active), 0);
 
     // EVEN-PORT without reservation is served.
@@ -491,4 +490,93 @@ fn unknown_comprehension_required_attribute_is_420() {
     let m = Message::decode(&resp).unwrap();
     assert_eq!(m.error_code().map(|e| e.code), Some(420));
     assert!(m.get(AttributeType::UNKNOWN_ATTRIBUTES).is_some());
+}
+
+fn reservation_token(m: &Message<'_>) -> Option<[u8; 8]> {
+    match m.get(AttributeType::RESERVATION_TOKEN) {
+        Some(Attribute::ReservationToken(t)) => Some(**t),
+        _ => None,
+    }
+}
+
+#[test]
+fn even_port_with_r_reserves_the_next_port_for_its_token() {
+    let mut h = Harness::new(config());
+    let even_r = [
+        Attribute::RequestedTransport(17),
+        Attribute::EvenPort { reserve_next: true },
+    ];
+    let bytes = h.request(Method::ALLOCATE, &even_r);
+    let m = Message::decode(&bytes).unwrap();
+    assert_eq!(m.class(), Class::SuccessResponse, "{:?}", m.error_code());
+    m.verify_integrity(&h.key()).unwrap();
+    let first = relayed(&m)[0];
+    assert_eq!(first.port() % 2, 0);
+    let token = reservation_token(&m).expect("RESERVATION-TOKEN in the response");
+    assert!(h.server.poll_timeout().unwrap() <= h.now + Duration::from_secs(30));
+
+    // Another client (e.g. the RTCP socket) gets port + 1 with the token.
+    let with_token = [
+        Attribute::RequestedTransport(17),
+        Attribute::ReservationToken(&token),
+    ];
+    let bytes = h.request_from("198.51.100.8:40002", Method::ALLOCATE, &with_token);
+    let m = Message::decode(&bytes).unwrap();
+    assert_eq!(m.class(), Class::SuccessResponse, "{:?}", m.error_code());
+    assert_eq!(
+        relayed(&m),
+        vec![SocketAddr::new(first.ip(), first.port() + 1)]
+    );
+    assert_eq!(reservation_token(&m), None);
+    assert_eq!(h.counter(|c| &c.allocations_active), 2);
+
+    // A token is good once.
+    let bytes = h.request_from("198.51.100.9:40004", Method::ALLOCATE, &with_token);
+    assert_eq!(code(&bytes), Some(508));
+    assert_eq!(h.counter(|c| &c.allocations_active), 2);
+
+    // Unused reservations end after 30 s, and their port with them.
+    let bytes = h.request_from("198.51.100.10:40006", Method::ALLOCATE, &even_r);
+    let m = Message::decode(&bytes).unwrap();
+    let second = relayed(&m)[0];
+    let token = reservation_token(&m).unwrap();
+    h.now += Duration::from_secs(31);
+    h.server.handle_timeout(h.now);
+    let with_token = [
+        Attribute::RequestedTransport(17),
+        Attribute::ReservationToken(&token),
+    ];
+    let bytes = h.request_from("198.51.100.11:40008", Method::ALLOCATE, &with_token);
+    assert_eq!(code(&bytes), Some(508), "expired");
+    // Nothing arrives through the expired reservation's port.
+    let next = SocketAddr::new(second.ip(), second.port() + 1);
+    assert!(h.peer_sends(next, PEER, b"x").is_empty());
+}
+
+#[test]
+fn even_port_with_r_in_a_full_range_is_508() {
+    let mut h = Harness::new(TurnConfig {
+        relay_ports: Some(50_000..=50_002),
+        ..config()
+    });
+    let even_r = [
+        Attribute::RequestedTransport(17),
+        Attribute::EvenPort { reserve_next: true },
+    ];
+    // 50000 + 50001 reserved; then 50002 has no partner.
+    let bytes = h.request(Method::ALLOCATE, &even_r);
+    assert_eq!(
+        Message::decode(&bytes).unwrap().class(),
+        Class::SuccessResponse
+    );
+    let bytes = h.request_from("198.51.100.8:40002", Method::ALLOCATE, &even_r);
+    assert_eq!(code(&bytes), Some(508));
+    // The port it tried is free again: a plain Allocate gets it.
+    let bytes = h.request_from(
+        "198.51.100.9:40004",
+        Method::ALLOCATE,
+        &[Attribute::RequestedTransport(17)],
+    );
+    let m = Message::decode(&bytes).unwrap();
+    assert_eq!(relayed(&m)[0].port(), 50_002);
 }

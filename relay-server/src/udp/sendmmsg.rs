@@ -62,15 +62,16 @@ pub(crate) fn send(
     max_segments: usize,
 ) -> Sent {
     let mut sent = Sent::default();
-    let mut plan: Vec<Planned> = Vec::with_capacity(datagrams.len().min(MESSAGES));
+    // At most MESSAGES messages per call, planned on the stack.
+    let mut planned = [Planned { first: 0, count: 0 }; MESSAGES];
     let mut at = 0;
     let mut max_segments = max_segments.max(1);
     while at < datagrams.len() {
-        plan.clear();
+        let mut len = 0;
         let mut slices = 0;
         let mut next = at;
         while let Some(first) = datagrams.get(next) {
-            if plan.len() == MESSAGES || slices == SLICES {
+            if len == MESSAGES || slices == SLICES {
                 break;
             }
             let size = first.payload.len();
@@ -86,10 +87,14 @@ pub(crate) fn send(
                 .take_while(|d| d.destination == first.destination && d.payload.len() == size)
                 .count()
                 .max(1);
-            plan.push(Planned { first: next, count });
+            if let Some(p) = planned.get_mut(len) {
+                *p = Planned { first: next, count };
+            }
+            len += 1;
             slices += count;
             next += count;
         }
+        let plan = planned.get(..len).unwrap_or_default();
         let mut done = 0;
         while done < plan.len() {
             let rest = plan.get(done..).unwrap_or_default();

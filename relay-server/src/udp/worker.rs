@@ -113,8 +113,9 @@ pub(crate) struct Worker {
     out: Datagrams,
     /// Answers from the general (control) path, moved into `out` per batch.
     control: Vec<Transmit>,
-    /// `out`'s datagrams as (socket slot, index), sorted for sending.
-    order: Vec<(usize, usize)>,
+    /// `out`'s datagrams as (socket slot, destination key, index), sorted
+    /// for sending.
+    order: Vec<(usize, u64, usize)>,
     /// Sockets that may still hold datagrams (mio is edge-triggered).
     ready: Vec<usize>,
 }
@@ -138,7 +139,7 @@ impl Worker {
             poll,
             endpoints: Vec::new(),
             free: Vec::new(),
-            by_local: SocketIndex::new(),
+            by_local: SocketIndex::default(),
             server,
             relay_sockets,
             counters,
@@ -166,6 +167,7 @@ impl Worker {
 
     fn add(&mut self, local: SocketAddr, kind: Kind, socket: UdpSocket) -> io::Result<()> {
         let state = UdpSocketState::new((&socket).into())?;
+        without_address_messages(&socket, local.is_ipv4());
         let gso_segments = state.max_gso_segments().max(1);
         let mut socket = mio::net::UdpSocket::from_std(socket);
         let slot = self.free.pop().unwrap_or(self.endpoints.len());
@@ -327,6 +329,7 @@ impl Worker {
                 }
             }
         }
+        server.flush_counters();
         counters.count_received(datagrams, bytes);
         if requests > 0 {
             counters.count_stun_requests(requests);
@@ -366,21 +369,25 @@ impl Worker {
                     slot
                 }
             };
-            order.push((slot, i));
+            order.push((slot, destination_key(d.destination), i));
         }
-        // Stable: datagrams to one destination keep their order.
-        order.sort_by_key(|&(slot, i)| (slot, out.get(i).map(|d| d.destination)));
+        // Grouped by socket, then by destination, keeping the order of the
+        // datagrams to one destination (the index breaks ties). The key is a
+        // cheap fold of the destination: two destinations that share one only
+        // interleave (each in its order), so runs are found by comparing the
+        // real addresses when sending.
+        order.sort_unstable();
         let mut outgoing: Vec<Outgoing<'_>> = Vec::with_capacity(order.len());
         let mut rest = order.as_slice();
-        while let Some(&(slot, _)) = rest.first() {
-            let run = rest.iter().take_while(|(s, _)| *s == slot).count();
+        while let Some(&(slot, _, _)) = rest.first() {
+            let run = rest.iter().take_while(|(s, _, _)| *s == slot).count();
             let (group, remaining) = rest.split_at(run);
             rest = remaining;
             let Some(Some(endpoint)) = endpoints.get_mut(slot) else {
                 continue;
             };
             outgoing.clear();
-            outgoing.extend(group.iter().filter_map(|&(_, i)| {
+            outgoing.extend(group.iter().filter_map(|&(_, _, i)| {
                 let d = out.get(i)?;
                 Some(Outgoing {
                     destination: d.destination,
@@ -399,6 +406,56 @@ impl Worker {
         drop(outgoing);
         out.clear();
     }
+}
+
+/// Turns off the per-datagram control messages `quinn-udp` asks for that this
+/// driver does not read: the destination address (`IP_PKTINFO`,
+/// `IPV6_RECVPKTINFO`; each socket's own address is known) and the TOS /
+/// traffic class (ECN, unused). The kernel then skips building them for every
+/// datagram received; GRO's segment size still comes. Best effort: a socket
+/// that keeps them works the same, a little slower.
+fn without_address_messages(socket: &UdpSocket, ipv4: bool) {
+    use std::os::fd::AsRawFd;
+    let off: libc::c_int = 0;
+    let options: &[(libc::c_int, libc::c_int)] = if ipv4 {
+        &[
+            (libc::IPPROTO_IP, libc::IP_PKTINFO),
+            (libc::IPPROTO_IP, libc::IP_RECVTOS),
+        ]
+    } else {
+        &[
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO),
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS),
+        ]
+    };
+    for &(level, name) in options {
+        // SAFETY: a valid socket descriptor and a pointer to a c_int of the
+        // length given, which the kernel only reads.
+        let result = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                level,
+                name,
+                (&raw const off).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if result != 0 {
+            tracing::trace!(level, name, error = %io::Error::last_os_error(), "cannot turn a control message off");
+        }
+    }
+}
+
+/// A sort key for grouping datagrams by destination (see [`Worker::flush`]).
+fn destination_key(destination: SocketAddr) -> u64 {
+    let ip = match destination.ip() {
+        std::net::IpAddr::V4(v4) => u64::from(u32::from(v4)),
+        std::net::IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            (bits as u64) ^ ((bits >> 64) as u64).rotate_left(29)
+        }
+    };
+    (ip << 16) ^ u64::from(destination.port())
 }
 
 /// Whether `packet` looks like a STUN request (header only; the core decides).

@@ -34,6 +34,15 @@ pub struct PeerArgs {
     /// A token for that server (see `tsunagi token`).
     #[arg(long)]
     token: String,
+    /// The NAT's UDP session timer in seconds, if known (e.g. from `tsunagi
+    /// natcheck`'s binding lifetime): keepalives come at 40 % of it instead of
+    /// every 15 s.
+    #[arg(long, value_name = "SECS")]
+    nat_timer: Option<u64>,
+    /// Send no keepalives toward the server (shows what they are for: behind
+    /// a NAT with a short timer an idle listener becomes unreachable).
+    #[arg(long)]
+    no_keepalive: bool,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -58,6 +67,9 @@ enum Mode {
         /// the exit status only requires that at least one came back.
         #[arg(long, default_value_t = 0)]
         datagrams: u32,
+        /// Wait this many milliseconds after each echo before the next message.
+        #[arg(long, default_value_t = 0)]
+        interval_ms: u64,
     },
 }
 
@@ -96,7 +108,12 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
         .context("could not start the async runtime")?;
     runtime.block_on(async {
         let identity = Identity::generate().context("could not make an identity")?;
-        let (endpoint, events) = Endpoint::bind(SessionConfig::new(identity))
+        let mut config = SessionConfig::new(identity);
+        config.paths.nat_timer = args.nat_timer.map(Duration::from_secs);
+        if args.no_keepalive {
+            config.paths.keepalive = None;
+        }
+        let (endpoint, events) = Endpoint::bind(config)
             .await
             .context("could not open the UDP sockets")?;
         match &args.mode {
@@ -106,6 +123,7 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
                 count,
                 idle_secs,
                 datagrams,
+                interval_ms,
             } => {
                 let peer: PeerId = peer_id.parse().with_context(|| {
                     format!("{peer_id} is not a peer id: copy it from the listener's ready line")
@@ -114,6 +132,7 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
                     count: *count,
                     idle: Duration::from_secs(*idle_secs),
                     datagrams: *datagrams,
+                    interval: Duration::from_millis(*interval_ms),
                 };
                 connect(&endpoint, events, server, &args.token, peer, plan).await
             }
@@ -166,6 +185,7 @@ struct Plan {
     count: u32,
     idle: Duration,
     datagrams: u32,
+    interval: Duration,
 }
 
 async fn connect(
@@ -195,6 +215,12 @@ async fn connect(
     }
     let mut received = 0u32;
     for n in 0..plan.count {
+        if n > 0 && !plan.interval.is_zero() {
+            let pause_end = tokio::time::Instant::now() + plan.interval;
+            while let Ok(Some(event)) = tokio::time::timeout_at(pause_end, events.recv()).await {
+                note_path(&event, &mut path, start);
+            }
+        }
         let sent_at = Instant::now();
         let payload = n.to_be_bytes().to_vec();
         if let Err(e) = endpoint.send(peer, CHANNEL, payload.clone()).await {

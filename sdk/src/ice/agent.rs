@@ -11,9 +11,10 @@ use rand::{Rng, SeedableRng};
 use super::candidate::{credentials, local_candidate, remote_candidate, usable};
 use super::error::{IceError, family};
 use super::gather::Gatherer;
+use super::hardnat::{HardNatStats, NoPlan, Prober};
 use super::{IceConfig, IceEvent, IceState, IceTransmit};
 use crate::path::{PathAddr, Via, canonical};
-use crate::signal::{Candidate, CandidateKind, MAX_CANDIDATES, Role, Signal};
+use crate::signal::{Candidate, CandidateKind, MAX_CANDIDATES, NatDescription, Role, Signal};
 use crate::stun::TransactionId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +72,14 @@ pub struct IceAgent {
     transmits: VecDeque<IceTransmit>,
     events: VecDeque<IceEvent>,
     state: IceState,
+    tie_breaker: u64,
+    local_nat: Option<NatDescription>,
+    remote_nat: Option<NatDescription>,
+    /// The peer's public IPv4 address (its server-reflexive candidate).
+    remote_public_v4: Option<IpAddr>,
+    hard_nat_plan: Option<NoPlan>,
+    prober: Option<Prober<is::stun::TransId>>,
+    last_now: Option<Instant>,
 }
 
 impl IceAgent {
@@ -81,7 +90,8 @@ impl IceAgent {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut agent = is::IceAgent::new(credentials(&mut rng));
         agent.set_controlling(controlling);
-        agent.set_control_tie_breaker(rng.random());
+        let tie_breaker = rng.random();
+        agent.set_control_tie_breaker(tie_breaker);
         agent.set_max_candidate_pairs(config.max_candidate_pairs);
         IceAgent {
             agent,
@@ -102,6 +112,42 @@ impl IceAgent {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             state: IceState::New,
+            tie_breaker,
+            local_nat: None,
+            remote_nat: None,
+            remote_public_v4: None,
+            hard_nat_plan: None,
+            prober: None,
+            last_now: None,
+        }
+    }
+
+    /// Describes our NAT to the peer (from [`super::hardnat::NatDescriber`] or a
+    /// cached `diag` result): every signal from now on carries it.
+    pub fn set_local_nat(&mut self, nat: NatDescription) {
+        self.local_nat = Some(nat);
+    }
+
+    /// Our NAT description, if set.
+    pub fn local_nat(&self) -> Option<&NatDescription> {
+        self.local_nat.as_ref()
+    }
+
+    /// The peer's NAT description, once a signal carried one.
+    pub fn remote_nat(&self) -> Option<&NatDescription> {
+        self.remote_nat.as_ref()
+    }
+
+    /// What hard-NAT probing planned and did for this peer.
+    pub fn hard_nat(&self) -> HardNatStats {
+        HardNatStats {
+            plan: match (&self.prober, &self.hard_nat_plan) {
+                (Some(p), _) => Some(Ok(p.plan().clone())),
+                (None, Some(no)) => Some(Err(no.clone())),
+                (None, None) => None,
+            },
+            packets_sent: self.prober.as_ref().map_or(0, |p| p.packets_sent()),
+            state: self.prober.as_ref().map(|p| p.state()),
         }
     }
 
@@ -286,6 +332,7 @@ impl IceAgent {
             ice_ufrag: ufrag.to_owned(),
             ice_pwd: pwd.to_owned(),
             candidates,
+            nat: self.local_nat.clone(),
         }
     }
 
@@ -318,9 +365,20 @@ impl IceAgent {
                 self.remote_attempt = Some(signal.attempt);
             }
         }
+        if self.remote_nat.is_none() {
+            self.remote_nat.clone_from(&signal.nat);
+        }
         let mut added = 0;
         for c in &signal.candidates {
             let addr = canonical(c.addr);
+            if matches!(
+                c.kind,
+                CandidateKind::ServerReflexive | CandidateKind::PortMapped
+            ) && addr.is_ipv4()
+                && self.remote_public_v4.is_none()
+            {
+                self.remote_public_v4 = Some(addr.ip());
+            }
             if !usable(addr) || !self.remote.insert(addr) {
                 continue;
             }
@@ -360,6 +418,12 @@ impl IceAgent {
     }
 
     fn path_usable(&mut self, path: PathAddr) {
+        if let PathAddr::Direct(_) = path
+            && let Some(p) = &mut self.prober
+        {
+            // Any direct path ends probing: the rest would only cost packets.
+            p.stop();
+        }
         if self.usable_paths.insert(path) {
             tracing::debug!(%path, "ICE: path usable");
             self.events.push_back(IceEvent::PathUsable(path));
@@ -392,4 +456,5 @@ impl IceAgent {
     }
 }
 
+mod hard;
 mod io;

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use super::hardnat::NatDescriber;
 use super::{IceAgent, IceConfig, IceError, IceEvent};
 use crate::path::{PathHandle, Via};
-use crate::signal::{Role, Signal};
+use crate::signal::{NatDescription, Role, Signal};
 use crate::socket::LocalAddrs;
 
 /// An [`IceEvent`] of one peer's agent.
@@ -26,6 +27,8 @@ pub struct DriverEvent {
 struct Inner {
     agents: BTreeMap<SocketAddr, IceAgent>,
     events: VecDeque<DriverEvent>,
+    describer: Option<NatDescriber>,
+    local_nat: Option<NatDescription>,
 }
 
 /// Runs one [`IceAgent`] per peer over a [`PathHandle`]: STUN that the path
@@ -43,6 +46,7 @@ pub struct IceDriver {
     inner: Arc<Mutex<Inner>>,
     wake: Arc<Notify>,
     event_ready: Arc<Notify>,
+    nat_ready: Arc<Notify>,
 }
 
 impl fmt::Debug for IceDriver {
@@ -63,9 +67,12 @@ impl IceDriver {
             inner: Arc::new(Mutex::new(Inner {
                 agents: BTreeMap::new(),
                 events: VecDeque::new(),
+                describer: None,
+                local_nat: None,
             })),
             wake: Arc::new(Notify::new()),
             event_ready: Arc::new(Notify::new()),
+            nat_ready: Arc::new(Notify::new()),
         };
         let mut stun = paths.stun_receiver();
         let d = driver.clone();
@@ -105,10 +112,48 @@ impl IceDriver {
                 tracing::debug!(error = %e, "host address not usable as a candidate");
             }
         }
+        if let Some(nat) = self.local_nat() {
+            agent.set_local_nat(nat);
+        }
         let now = now();
         agent.handle_timeout(now);
         agent.gather(now);
         agent
+    }
+
+    /// Describes our NAT with three Binding requests from the shared socket
+    /// to `server` (its RFC 5780 addresses; see [`NatDescriber`]), waiting at
+    /// most `timeout`. Agents made afterwards carry the description in their
+    /// signals. Returns it, or `None` (no IPv4 socket, or no answer in time).
+    pub async fn describe_nat(
+        &self,
+        server: SocketAddr,
+        timeout: Duration,
+    ) -> Option<NatDescription> {
+        let local_port = self.paths.local_addrs().v4?.port();
+        let (describer, (to, bytes)) =
+            NatDescriber::start(now(), server, local_port, rand::random());
+        self.lock().describer = Some(describer);
+        if let Err(e) = self.paths.send_to(to, &bytes) {
+            tracing::debug!(%to, error = %e, "NAT description request not sent; retried");
+        }
+        self.wake.notify_one();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.nat_ready.notified();
+            if let Some(nat) = self.local_nat() {
+                return Some(nat);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                self.lock().describer = None;
+                return None;
+            }
+        }
+    }
+
+    /// Our NAT description, once [`IceDriver::describe_nat`] found it.
+    pub fn local_nat(&self) -> Option<NatDescription> {
+        self.lock().local_nat.clone()
     }
 
     /// Runs `agent` for the peer at virtual address `peer` (replacing an
@@ -177,11 +222,37 @@ impl IceDriver {
     fn run(&self, received: Option<(SocketAddr, Vec<u8>)>) -> Option<Instant> {
         let now = now();
         let mut inner = self.lock();
-        let Inner { agents, events } = &mut *inner;
+        let Inner {
+            agents,
+            events,
+            describer,
+            local_nat,
+        } = &mut *inner;
+        let mut describe_out = Vec::new();
         if let Some((from, bytes)) = received {
             let via = Via::Socket(from);
-            if !agents.values_mut().any(|a| a.handle_stun(now, via, &bytes)) {
+            let described = describer
+                .as_mut()
+                .is_some_and(|d| d.handle_response(now, from, &bytes, &mut describe_out));
+            if !described && !agents.values_mut().any(|a| a.handle_stun(now, via, &bytes)) {
                 tracing::trace!(%from, "STUN datagram for no ICE agent");
+            }
+        }
+        let mut described = false;
+        if let Some(d) = describer {
+            if d.poll_timeout().is_some_and(|t| t <= now) {
+                d.handle_timeout(now, &mut describe_out);
+            }
+            if let Some(nat) = d.result() {
+                tracing::info!(?nat, "NAT described");
+                *local_nat = Some(nat);
+                *describer = None;
+                described = true;
+            }
+        }
+        for (to, bytes) in describe_out {
+            if let Err(e) = self.paths.send_to(to, &bytes) {
+                tracing::debug!(%to, error = %e, "NAT description request not sent; retried");
             }
         }
         let mut published = false;
@@ -215,7 +286,13 @@ impl IceDriver {
                 deadline = Some(deadline.map_or(t, |d: Instant| d.min(t)));
             }
         }
+        if let Some(t) = describer.as_ref().and_then(NatDescriber::poll_timeout) {
+            deadline = Some(deadline.map_or(t, |d: Instant| d.min(t)));
+        }
         drop(inner);
+        if described {
+            self.nat_ready.notify_waiters();
+        }
         if published {
             self.event_ready.notify_waiters();
         }

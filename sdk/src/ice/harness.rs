@@ -13,6 +13,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use super::hardnat::{HardNatConfig, NatDescriber};
 use super::{IceAgent, IceConfig, IceEvent};
 use crate::path::{PathConfig, PathCore, PathKind, PeerKey, Via};
 use crate::signal::{Role, Signal};
@@ -23,6 +24,10 @@ use crate::stun::{Attribute, Class, Message, MessageBuilder, Method};
 const FRAME: u8 = 0xEE;
 pub(crate) const SERVER: SocketAddr =
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1)), 3478);
+/// The server's RFC 5780 other port (same IP) and other address.
+const SERVER_ALT_PORT: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1)), 3479);
+const SERVER_OTHER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 2)), 3479);
 const SIGNAL_DELAY: Duration = Duration::from_millis(50);
 
 /// Where a peer sits.
@@ -36,6 +41,10 @@ pub(crate) struct Site {
     pub srflx: bool,
     /// Allocates on the relay.
     pub relay: bool,
+    /// Describes its NAT with [`NatDescriber`] before its first signal.
+    pub describe: bool,
+    /// The hard-NAT budget.
+    pub hard_nat: HardNatConfig,
 }
 
 impl Site {
@@ -45,6 +54,16 @@ impl Site {
             v6: false,
             srflx: true,
             relay: true,
+            describe: false,
+            hard_nat: HardNatConfig::default(),
+        }
+    }
+
+    /// Behind `config`, describing its NAT first.
+    pub(crate) fn described(config: NatConfig) -> Site {
+        Site {
+            describe: true,
+            ..Site::nat(config)
         }
     }
 }
@@ -61,6 +80,14 @@ pub(crate) struct Peer {
     sent_first: bool,
     /// When the path layer first had an active path.
     pub connected_at: Option<Duration>,
+    describer: Option<NatDescriber>,
+    describer_out: Vec<(SocketAddr, Vec<u8>)>,
+    /// This peer's public IPv4 address.
+    pub public: IpAddr,
+    /// Datagrams this peer sent to the other peer's public IPv4 address.
+    pub sent_to_other: u32,
+    /// When the path layer first used a direct path.
+    pub direct_at: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -77,6 +104,7 @@ pub(crate) struct World {
     pub peers: Vec<Peer>,
     allocs: Vec<Alloc>,
     signals: VecDeque<(Instant, usize, Signal)>,
+    nats: Vec<Option<crate::sim::NatId>>,
 }
 
 fn frame(peer: SocketAddr, payload: &[u8]) -> Vec<u8> {
@@ -94,6 +122,25 @@ fn frame(peer: SocketAddr, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&peer.port().to_be_bytes());
     out.extend_from_slice(payload);
     out
+}
+
+/// A Binding success response to `request` from `from`, naming `other` as
+/// the RFC 5780 OTHER-ADDRESS.
+fn binding_response(
+    request: &[u8],
+    from: SocketAddr,
+    other: Option<SocketAddr>,
+) -> Option<Vec<u8>> {
+    let m = Message::decode(request).ok()?;
+    if m.method() != Method::BINDING || m.class() != Class::Request {
+        return None;
+    }
+    let mut b = MessageBuilder::new(Class::SuccessResponse, Method::BINDING, m.transaction_id());
+    b.add(&Attribute::XorMappedAddress(from)).ok()?;
+    if let Some(o) = other {
+        b.add(&Attribute::OtherAddress(o)).ok()?;
+    }
+    Some(b.finish_with_fingerprint())
 }
 
 fn unframe(bytes: &[u8]) -> Option<(SocketAddr, &[u8])> {
@@ -118,9 +165,13 @@ impl World {
     pub(crate) fn new(a: Site, b: Site, seed: u64) -> World {
         let mut net = SimNet::new(seed);
         net.bind(SERVER);
+        net.add_host(SERVER_OTHER.ip(), None);
+        net.bind(SERVER_ALT_PORT);
+        net.bind(SERVER_OTHER);
         let now = Instant::now();
         let mut peers = Vec::new();
         let mut realms = Vec::new();
+        let mut nats = Vec::new();
         for (i, site) in [a, b].into_iter().enumerate() {
             let n = u8::try_from(i).unwrap_or(0) + 1;
             let (v4, public) = match site.nat.clone() {
@@ -128,11 +179,13 @@ impl World {
                     cfg.public_ip = IpAddr::V4(Ipv4Addr::new(198, 51, 100, n));
                     let public = cfg.public_ip;
                     let id = net.add_nat(cfg);
+                    nats.push(Some(id));
                     let private = IpAddr::V4(Ipv4Addr::new(10, 0, n, 2));
                     net.add_host(private, Some(id));
                     (SocketAddr::new(private, 5000), public)
                 }
                 None => {
+                    nats.push(None);
                     let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, n));
                     net.add_host(ip, None);
                     (SocketAddr::new(ip, 5000), ip)
@@ -150,8 +203,15 @@ impl World {
             realms.push((v4.ip(), public));
             let config = IceConfig {
                 stun_servers: if site.srflx { vec![SERVER] } else { Vec::new() },
+                hard_nat: site.hard_nat.clone(),
                 ..IceConfig::default()
             };
+            let mut describer_out = Vec::new();
+            let describer = site.describe.then(|| {
+                let (d, first) = NatDescriber::start(now, SERVER, v4.port(), seed + i as u64);
+                describer_out.push(first);
+                d
+            });
             let mut ice = IceAgent::new(config, i == 0, seed.wrapping_add(i as u64 * 7919));
             if let Some(v6) = v6 {
                 ice.add_host(v6).unwrap_or(());
@@ -171,6 +231,11 @@ impl World {
                 relayed: false,
                 sent_first: false,
                 connected_at: None,
+                describer,
+                describer_out,
+                public,
+                sent_to_other: 0,
+                direct_at: None,
             });
         }
         // SimNet routes private addresses globally; a peer behind another NAT
@@ -189,11 +254,19 @@ impl World {
             peers,
             allocs: Vec::new(),
             signals: VecDeque::new(),
+            nats,
         };
         for i in 0..2 {
-            w.send_first_signal(i);
+            if w.peers.get(i).is_some_and(|p| p.describer.is_none()) {
+                w.send_first_signal(i);
+            }
         }
         w
+    }
+
+    /// The other peer of `i`.
+    fn other_public(&self, i: usize) -> Option<IpAddr> {
+        self.peers.get(1 - i).map(|p| p.public)
     }
 
     fn send_first_signal(&mut self, i: usize) {
@@ -231,6 +304,7 @@ impl World {
             for p in &mut self.peers {
                 consider(p.ice.poll_timeout());
                 consider(p.path.poll_timeout());
+                consider(p.describer.as_ref().and_then(NatDescriber::poll_timeout));
             }
             if next >= end && self.now >= end {
                 return;
@@ -269,18 +343,15 @@ impl World {
                     a.perms.insert(peer.ip());
                     self.net.send(now, a.relayed, peer, payload.to_vec());
                 }
-            } else if let Ok(m) = Message::decode(&d.bytes)
-                && m.method() == Method::BINDING
-                && m.class() == Class::Request
-            {
-                let mut b = MessageBuilder::new(
-                    Class::SuccessResponse,
-                    Method::BINDING,
-                    m.transaction_id(),
-                );
-                let _ = b.add(&Attribute::XorMappedAddress(d.from));
-                self.net
-                    .send(now, SERVER, d.from, b.finish_with_fingerprint());
+            } else if let Some(r) = binding_response(&d.bytes, d.from, Some(SERVER_OTHER)) {
+                self.net.send(now, SERVER, d.from, r);
+            }
+        }
+        for at in [SERVER_ALT_PORT, SERVER_OTHER] {
+            while let Some(d) = self.net.recv(at) {
+                if let Some(r) = binding_response(&d.bytes, d.from, None) {
+                    self.net.send(now, at, d.from, r);
+                }
             }
         }
         for i in 0..self.allocs.len() {
@@ -304,6 +375,11 @@ impl World {
         };
         for local in [Some(p.v4), p.v6].into_iter().flatten() {
             while let Some(d) = self.net.recv(local) {
+                if let Some(desc) = &mut p.describer
+                    && desc.handle_response(now, d.from, &d.bytes, &mut p.describer_out)
+                {
+                    continue;
+                }
                 let (via, payload) = match unframe(&d.bytes) {
                     Some((peer, payload)) if d.from == SERVER => (
                         Via::Turn {
@@ -328,10 +404,25 @@ impl World {
         let mut trickle = Vec::new();
         let mut allocate = None;
         let mut perms = Vec::new();
+        let mut described = false;
+        let other_public = self.other_public(i);
         {
             let Some(p) = self.peers.get_mut(i) else {
                 return;
             };
+            if let Some(d) = &mut p.describer {
+                if d.poll_timeout().is_some_and(|t| t <= now) {
+                    d.handle_timeout(now, &mut p.describer_out);
+                }
+                if let Some(nat) = d.result() {
+                    p.ice.set_local_nat(nat);
+                    p.describer = None;
+                    described = true;
+                }
+            }
+            for (to, bytes) in p.describer_out.drain(..) {
+                out.push((Via::Socket(to), bytes));
+            }
             if p.ice.poll_timeout().is_some_and(|t| t <= now) {
                 p.ice.handle_timeout(now);
             }
@@ -358,13 +449,18 @@ impl World {
             while let Some(t) = p.path.poll_transmit() {
                 out.push((t.via, t.bytes));
             }
-            if p.connected_at.is_none()
-                && p.path
-                    .stats(now, p.other)
-                    .is_some_and(|s| s.active.is_some())
-            {
+            let active = p.path.stats(now, p.other).and_then(|s| s.active);
+            if p.connected_at.is_none() && active.is_some() {
                 p.connected_at = Some(now - self.start);
             }
+            if p.direct_at.is_none()
+                && matches!(active, Some(PathKind::DirectV4 | PathKind::DirectV6))
+            {
+                p.direct_at = Some(now - self.start);
+            }
+        }
+        if described {
+            self.send_first_signal(i);
         }
         if let Some(owner) = allocate {
             let relayed = SocketAddr::new(
@@ -417,10 +513,21 @@ impl World {
                 Via::Turn { server, peer } => (server, frame(peer, &bytes)),
             };
             let from = if to.is_ipv4() { Some(v4) } else { v6 };
+            if Some(to.ip()) == other_public
+                && let Some(p) = self.peers.get_mut(i)
+            {
+                p.sent_to_other += 1;
+            }
             if let Some(from) = from {
                 self.net.send(now, from, to, bytes);
             }
         }
+    }
+
+    /// How many mappings peer `i`'s NAT holds (`None` when public).
+    pub(crate) fn nat_mappings(&mut self, i: usize) -> Option<usize> {
+        let id = *self.nats.get(i)?;
+        Some(self.net.nat_mut(id?)?.mapping_count())
     }
 
     /// Which peer owns allocation `k` (allocations are made in peer order of

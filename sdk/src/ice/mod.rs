@@ -19,8 +19,13 @@
 //!   known so far. Candidates found later arrive as
 //!   [`IceEvent::LocalCandidates`]; each batch goes to the peer as another
 //!   signal of the same attempt, role and credentials ([`IceAgent::trickle`]).
-//!   The receiver's [`IceAgent::apply_remote`] adds what it did not know. No
-//!   new blob fields, so `BLOB_VERSION` stays 1.
+//!   The receiver's [`IceAgent::apply_remote`] adds what it did not know.
+//! - **Hard NATs** ([`hardnat`]). Each signal carries this side's NAT
+//!   description ([`IceAgent::set_local_nat`], blob version 2); with the
+//!   peer's, [`hardnat::plan`] picks a port-set sweep, sequential-port
+//!   prediction or a bounded birthday attempt, and the agent sends those
+//!   checks itself under the budget of [`hardnat::HardNatConfig`]. An answered
+//!   probe becomes a remote candidate and a usable direct path.
 //! - **Paths.** Every authenticated check received, every answer to one of
 //!   ours and the nominated pair become [`IceEvent::PathUsable`] with the path
 //!   kind the path layer ranks (direct IPv6 > direct IPv4 > relay); the peer's
@@ -37,7 +42,10 @@ mod candidate;
 mod driver;
 mod error;
 mod gather;
+pub mod hardnat;
 
+#[cfg(test)]
+mod hardnat_sim_tests;
 #[cfg(test)]
 mod harness;
 #[cfg(test)]
@@ -62,14 +70,17 @@ pub struct IceConfig {
     pub stun_servers: Vec<SocketAddr>,
     /// Candidate pairs at most (port prediction may add many remote candidates).
     pub max_candidate_pairs: usize,
+    /// The budget of hard-NAT probing (sweep, prediction, birthday).
+    pub hard_nat: hardnat::HardNatConfig,
 }
 
 impl Default for IceConfig {
-    /// No STUN server, 100 pairs.
+    /// No STUN server, 100 pairs, the default hard-NAT budget.
     fn default() -> IceConfig {
         IceConfig {
             stun_servers: Vec::new(),
             max_candidate_pairs: 100,
+            hard_nat: hardnat::HardNatConfig::default(),
         }
     }
 }

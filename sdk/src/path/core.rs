@@ -66,6 +66,8 @@ pub struct PathCore {
     inbound_count: u64,
     transmits: VecDeque<CoreTransmit>,
     events: VecDeque<PathEvent>,
+    /// The NAT keepalive interval: live paths are probed at least this often.
+    keepalive: Option<std::time::Duration>,
 }
 
 impl PathCore {
@@ -83,7 +85,15 @@ impl PathCore {
             inbound_count: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            keepalive: None,
         }
+    }
+
+    /// The NAT keepalive interval (see [`crate::keepalive`]): a probe on a
+    /// live path is also its keepalive, so probes come at least this often
+    /// even with a longer `probe_interval`. `None`: `probe_interval` alone.
+    pub fn set_keepalive_interval(&mut self, interval: Option<std::time::Duration>) {
+        self.keepalive = interval;
     }
 
     /// The configuration.
@@ -293,6 +303,9 @@ impl PathCore {
         };
         if let Some(peer) = cid.and_then(|c| self.by_cid.get(&c).copied()) {
             if self.add_path(now, peer, path).is_ok() {
+                if let Some(p) = self.peers.get_mut(&peer).and_then(|e| e.paths.last_mut()) {
+                    p.discovered_at = Some(now);
+                }
                 tracing::info!(%peer, %path, "peer seen on a new path (NAT rebinding?)");
                 self.events
                     .push_back(PathEvent::PathDiscovered { peer, path });
@@ -376,7 +389,9 @@ impl PathCore {
                 if p.next_probe <= now {
                     due.push((*peer, p.via));
                     let wait = if p.is_live(now, &self.config) {
-                        self.config.probe_interval
+                        self.keepalive.map_or(self.config.probe_interval, |k| {
+                            self.config.probe_interval.min(k)
+                        })
                     } else {
                         let wait = p.retry;
                         p.retry = (p.retry * 2).min(self.config.probe_interval);

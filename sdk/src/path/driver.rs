@@ -8,16 +8,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc};
 
 use super::addr::{PathAddr, Via};
 use super::core::{CoreTransmit, PathCore};
 use super::event::PathEvent;
+use super::keepalive::ServerKeepalives;
 use super::relay::Relays;
 use crate::socket::{DatagramIo, Transmit};
 
 /// Events kept for the application at most; older ones are dropped first.
 const MAX_EVENTS: usize = 4096;
+/// Events a subscriber ([`super::PathHandle::subscribe`]) may fall behind by
+/// before it misses some.
+const BROADCAST_EVENTS: usize = 1024;
 /// STUN datagrams queued for a consumer at most.
 pub(crate) const STUN_QUEUE: usize = 256;
 
@@ -41,6 +45,8 @@ pub(crate) fn now() -> Instant {
 pub(crate) struct State {
     pub(crate) core: PathCore,
     pub(crate) relays: Relays,
+    /// Keepalives for the mappings toward servers.
+    pub(crate) keepalives: ServerKeepalives,
     /// QUIC datagrams that arrived through a relay, waiting for quinn.
     pub(crate) pending: VecDeque<(SocketAddr, Vec<u8>)>,
     pub(crate) events: VecDeque<PathEvent>,
@@ -59,6 +65,10 @@ pub(crate) struct Shared {
     pub(crate) wake_driver: Arc<Notify>,
     /// Wakes tasks waiting for events.
     pub(crate) event_ready: Notify,
+    /// Every event, for each subscriber (the session layer is one; the
+    /// application's `next_event` queue is another, so neither steals the
+    /// other's events).
+    pub(crate) broadcast: broadcast::Sender<PathEvent>,
     /// Wakes quinn's receive task when relayed QUIC is pending.
     pub(crate) recv_waker: Mutex<Option<std::task::Waker>>,
     /// Whether `State::pending` may hold datagrams: written under the state
@@ -68,12 +78,20 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(io: Arc<dyn DatagramIo>, core: PathCore) -> Arc<Shared> {
+    pub(crate) fn new(io: Arc<dyn DatagramIo>, mut core: PathCore, seed: u64) -> Arc<Shared> {
+        let keepalives = ServerKeepalives::new(
+            core.config().keepalive.clone(),
+            core.config().nat_timer,
+            now(),
+            seed.rotate_left(17),
+        );
+        core.set_keepalive_interval(keepalives.interval());
         let shared = Arc::new(Shared {
             io,
             state: Mutex::new(State {
                 core,
                 relays: Relays::default(),
+                keepalives,
                 pending: VecDeque::new(),
                 events: VecDeque::new(),
                 stun_consumer: None,
@@ -81,6 +99,7 @@ impl Shared {
             }),
             wake_driver: Arc::new(Notify::new()),
             event_ready: Notify::new(),
+            broadcast: broadcast::channel(BROADCAST_EVENTS).0,
             recv_waker: Mutex::new(None),
             has_pending: AtomicBool::new(false),
         });
@@ -99,17 +118,24 @@ impl Shared {
         while let Some(CoreTransmit { via, bytes }) = state.core.poll_transmit() {
             self.send_via(state, now, via, &bytes);
         }
+        let mut relay_events = VecDeque::new();
         let State {
             core,
             relays,
             pending,
-            events,
             stun_consumer,
             ..
         } = state;
-        relays.pump(now, core, pending, events, stun_consumer.as_ref());
-        for t in state.relays.transmits() {
-            self.send_raw(t.to, &t.bytes);
+        relays.pump(
+            now,
+            core,
+            pending,
+            &mut relay_events,
+            stun_consumer.as_ref(),
+        );
+        self.send_relay_transmits(state, now);
+        while let Some((to, bytes)) = state.keepalives.poll_transmit() {
+            self.send_raw(to, &bytes);
         }
         if !state.pending.is_empty() {
             // Set before the waker is taken: a receive task that registers its
@@ -124,7 +150,32 @@ impl Shared {
                 w.wake();
             }
         }
-        let mut published = false;
+        for e in &relay_events {
+            if let PathEvent::RelayAllocated {
+                server,
+                mapped: Some(mapped),
+                ..
+            } = e
+            {
+                state.keepalives.observed(*server, *mapped);
+            }
+        }
+        while let Some(e) = state.keepalives.poll_event() {
+            if let PathEvent::MappingChanged { server, .. } = e {
+                // The allocation belongs to the old mapping: find out now.
+                state.relays.path_lost(now, server);
+                self.send_relay_transmits(state, now);
+            }
+            relay_events.push_back(e);
+        }
+        state
+            .core
+            .set_keepalive_interval(state.keepalives.interval());
+        let mut published = !relay_events.is_empty();
+        for e in relay_events {
+            let _ = self.broadcast.send(e.clone());
+            state.events.push_back(e);
+        }
         while let Some(e) = state.core.poll_event() {
             if let PathEvent::PathLost {
                 path: PathAddr::Relay { server, .. },
@@ -132,10 +183,10 @@ impl Shared {
             } = e
             {
                 state.relays.path_lost(now, server);
-                for t in state.relays.transmits() {
-                    self.send_raw(t.to, &t.bytes);
-                }
+                self.send_relay_transmits(state, now);
             }
+            // No subscriber is not an error: the queue below still holds it.
+            let _ = self.broadcast.send(e.clone());
             state.events.push_back(e);
             published = true;
         }
@@ -156,10 +207,20 @@ impl Shared {
                 if let Err(e) = state.relays.send(now, server, peer, bytes) {
                     tracing::debug!(%server, %peer, error = %e, "relay send failed");
                 }
-                for t in state.relays.transmits() {
-                    self.send_raw(t.to, &t.bytes);
-                }
+                self.send_relay_transmits(state, now);
             }
+        }
+    }
+
+    /// Sends what the TURN clients want sent; it refreshes the mappings
+    /// toward the servers, so they need no keepalive meanwhile.
+    fn send_relay_transmits(&self, state: &mut State, now: Instant) {
+        let State {
+            relays, keepalives, ..
+        } = state;
+        for t in relays.transmits() {
+            keepalives.on_sent(now, t.to);
+            self.send_raw(t.to, &t.bytes);
         }
     }
 
@@ -183,11 +244,16 @@ impl Shared {
             state.core.handle_timeout(now);
         }
         state.relays.handle_timeout(now);
+        state.keepalives.handle_timeout(now);
         self.flush(&mut state, now);
-        [state.core.poll_timeout(), state.relays.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            state.core.poll_timeout(),
+            state.relays.poll_timeout(),
+            state.keepalives.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::addr::{PathAddr, PathKind, PeerKey};
 use super::relay::RelayPeerError;
+use crate::keepalive::KeepaliveConfig;
 
 /// Something that happened to a peer's paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +80,20 @@ pub enum PathEvent {
         reason: crate::relay::Error,
         /// When the next attempt starts.
         retry_in: Duration,
+    },
+    /// The address a server (a TURN relay, the rendezvous server) sees us at
+    /// changed: the NAT dropped our mapping toward it while it was idle (its
+    /// session timer is shorter than the keepalive interval, which shortens
+    /// now), or the network changed. The relay allocation, bound to the old
+    /// mapping, is refreshed at once (and made again when the server answers
+    /// 437); a rendezvous registration is renewed from the new mapping.
+    MappingChanged {
+        /// The server.
+        server: SocketAddr,
+        /// Where it saw us before.
+        from: SocketAddr,
+        /// Where it sees us now.
+        to: SocketAddr,
     },
     /// The relay cannot reach one peer (permission refused, wrong family); asked
     /// again in a few seconds.
@@ -159,10 +174,22 @@ pub struct PathConfig {
     pub max_inbound_peers: usize,
     /// Paths per peer, at most.
     pub max_paths_per_peer: usize,
+    /// Keepalive bounds and default for the NAT mappings toward servers (relays,
+    /// the rendezvous server), which get a STUN Binding request whenever nothing
+    /// went there for one interval; the same interval caps `probe_interval` on
+    /// live paths. `None` turns keepalives off (tests showing what they are for).
+    pub keepalive: Option<KeepaliveConfig>,
+    /// The NAT's UDP session timer, if known: the binding lifetime `diag`
+    /// measured (its lower bound), or one remembered for this network
+    /// ([`crate::keepalive::LifetimeCache`]). Keepalives come at 40 % of it;
+    /// unknown, every 15 s. Changeable later with
+    /// [`super::PathHandle::set_nat_timer`].
+    pub nat_timer: Option<Duration>,
 }
 
 impl Default for PathConfig {
-    /// Probe every second, retry from 100 ms, lose a path after 3 s of silence.
+    /// Probe every second, retry from 100 ms, lose a path after 3 s of silence;
+    /// server keepalives every 15 s until the NAT timer is known.
     fn default() -> PathConfig {
         PathConfig {
             probe_interval: Duration::from_secs(1),
@@ -171,6 +198,8 @@ impl Default for PathConfig {
             rtt_switch_ratio: 0.75,
             max_inbound_peers: 1024,
             max_paths_per_peer: 16,
+            keepalive: Some(KeepaliveConfig::default()),
+            nat_timer: None,
         }
     }
 }

@@ -4,14 +4,17 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use super::addr::{PathAddr, PeerKey};
 use super::driver::{ReceivedStun, STUN_QUEUE, Shared, now, swallow};
 use super::error::PathError;
 use super::event::{PathEvent, PeerStats};
+use super::keepalive::KeepaliveStats;
 use super::relay::RelayStatus;
+use crate::keepalive::{CachedTimer, LifetimeCache, NetworkKey, Target};
 use crate::socket::{LocalAddrs, Transmit};
 
 /// Adds peers and paths, reads events and statistics. Cheap to clone; every
@@ -106,6 +109,9 @@ impl PathHandle {
         let now = now();
         let mut state = self.shared.lock();
         state.core.add_relay(config.server);
+        state
+            .keepalives
+            .watch(now, config.server, Target::RelayAllocation);
         state.relays.add(now, config);
         self.shared.flush(&mut state, now);
         drop(state);
@@ -119,6 +125,7 @@ impl PathHandle {
         let mut state = self.shared.lock();
         let removed = state.relays.remove(now, server);
         state.core.remove_relay(server);
+        state.keepalives.unwatch(server);
         self.shared.flush(&mut state, now);
         removed
     }
@@ -126,6 +133,11 @@ impl PathHandle {
     /// The state of the relay on `server`, if one was added.
     pub fn relay(&self, server: SocketAddr) -> Option<RelayStatus> {
         self.shared.lock().relays.status(server)
+    }
+
+    /// The state of every relay added, by server address.
+    pub fn relays(&self) -> Vec<RelayStatus> {
+        self.shared.lock().relays.statuses()
     }
 
     /// Waits until the relay on `server` has an allocation and returns its
@@ -147,6 +159,72 @@ impl PathHandle {
                 return Err(PathError::RelayNotReady { server, timeout });
             }
         }
+    }
+
+    /// Keeps the NAT mapping toward `server` (a rendezvous or STUN server the
+    /// application talks to through [`PathHandle::send_to`]) alive: a STUN
+    /// Binding request whenever nothing went there for one keepalive interval.
+    /// Relays added with [`PathHandle::add_relay`] are kept alive already.
+    pub fn keep_alive(&self, server: SocketAddr) {
+        let mut state = self.shared.lock();
+        state.keepalives.watch(now(), server, Target::ServerMapping);
+        drop(state);
+        self.shared.wake_driver.notify_one();
+    }
+
+    /// Tells the path layer the address `server` saw us at (a registration's
+    /// mapped address): a change from the last one seen means the mapping
+    /// expired and shortens the keepalives.
+    pub fn observed_mapping(&self, server: SocketAddr, mapped: SocketAddr) {
+        let now = now();
+        let mut state = self.shared.lock();
+        state.keepalives.observed(server, mapped);
+        self.shared.flush(&mut state, now);
+    }
+
+    /// The NAT's UDP session timer as far as known: configured or measured
+    /// ([`PathHandle::set_nat_timer`]), shortened by mappings seen to expire.
+    /// `None` while unknown (or with keepalives off).
+    pub fn nat_timer(&self) -> Option<Duration> {
+        self.shared.lock().keepalives.nat_timer()
+    }
+
+    /// Sets the measured binding lifetime (`diag`'s, its lower bound; or one
+    /// remembered for this network): keepalives come at 40 % of it from now on.
+    pub fn set_nat_timer(&self, lifetime: Option<Duration>) {
+        let now = now();
+        let mut state = self.shared.lock();
+        state.keepalives.set_measured(lifetime);
+        self.shared.flush(&mut state, now);
+        drop(state);
+        self.shared.wake_driver.notify_one();
+    }
+
+    /// Starts from the timer remembered for this network, if any; returns it.
+    pub fn load_nat_timer(&self, cache: &dyn LifetimeCache, key: &NetworkKey) -> Option<Duration> {
+        let timer = cache.get(key).and_then(|t| t.timer());
+        if timer.is_some() {
+            self.set_nat_timer(timer);
+        }
+        timer
+    }
+
+    /// Remembers the current timer knowledge for this network (nothing when
+    /// nothing is known).
+    pub fn store_nat_timer(&self, cache: &mut dyn LifetimeCache, key: &NetworkKey) {
+        if let Some(timer) = self.nat_timer() {
+            cache.put(key.clone(), CachedTimer::from_duration(timer));
+        }
+    }
+
+    /// The current keepalive interval (`None`: keepalives are off).
+    pub fn keepalive_interval(&self) -> Option<Duration> {
+        self.shared.lock().keepalives.interval()
+    }
+
+    /// The keepalives toward `server` (`None`: its mapping is not kept alive).
+    pub fn keepalive_stats(&self, server: SocketAddr) -> Option<KeepaliveStats> {
+        self.shared.lock().keepalives.stats(server)
     }
 
     /// Removes a path; if it was active, the next best live path takes over.
@@ -175,12 +253,24 @@ impl PathHandle {
         self.shared.lock().core.peers().collect()
     }
 
-    /// The next event, if one is waiting.
+    /// A subscription to every event from now on, independent of other
+    /// subscribers and of [`PathHandle::next_event`] (which all clones of the
+    /// handle share: one consumer takes each event from that queue, so a
+    /// second reader there — the session layer, say — would steal events).
+    pub fn subscribe(&self) -> PathEvents {
+        PathEvents {
+            receiver: self.shared.broadcast.subscribe(),
+        }
+    }
+
+    /// The next event, if one is waiting. One queue for all clones of the
+    /// handle; use [`PathHandle::subscribe`] when more than one task reads
+    /// events.
     pub fn poll_event(&self) -> Option<PathEvent> {
         self.shared.lock().events.pop_front()
     }
 
-    /// Waits for the next event.
+    /// Waits for the next event (see [`PathHandle::poll_event`]).
     pub async fn next_event(&self) -> PathEvent {
         loop {
             let notified = self.shared.event_ready.notified();
@@ -200,6 +290,8 @@ impl PathHandle {
     /// check): the NAT mapping it creates is the one QUIC uses.
     pub fn send_to(&self, to: SocketAddr, bytes: &[u8]) -> io::Result<()> {
         let to = crate::path::canonical(to);
+        // Traffic to a server refreshes its mapping: no keepalive needed.
+        self.shared.lock().keepalives.on_sent(now(), to);
         let t = Transmit {
             destination: to,
             ecn: None,
@@ -227,5 +319,46 @@ impl PathHandle {
         let (tx, rx) = mpsc::channel(STUN_QUEUE);
         self.shared.lock().rendezvous_consumer = Some(tx);
         rx
+    }
+}
+
+/// Every [`PathEvent`] since [`PathHandle::subscribe`], for one reader.
+#[derive(Debug)]
+pub struct PathEvents {
+    receiver: broadcast::Receiver<PathEvent>,
+}
+
+impl PathEvents {
+    /// Waits for the next event; `None` once the path layer is gone. A reader
+    /// that fell more than 1024 events behind skips the oldest (logged).
+    pub async fn recv(&mut self) -> Option<PathEvent> {
+        loop {
+            match self.receiver.recv().await {
+                Ok(e) => return Some(e),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(
+                        missed = n,
+                        "path event reader fell behind; oldest events skipped"
+                    );
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&mut self) -> Option<PathEvent> {
+        loop {
+            match self.receiver.try_recv() {
+                Ok(e) => return Some(e),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    tracing::warn!(
+                        missed = n,
+                        "path event reader fell behind; oldest events skipped"
+                    );
+                }
+                Err(_) => return None,
+            }
+        }
     }
 }

@@ -42,6 +42,7 @@ mod driver;
 mod error;
 mod event;
 mod handle;
+mod keepalive;
 mod probe;
 mod relay;
 mod socket;
@@ -55,7 +56,8 @@ pub use core::{CoreTransmit, PathCore, SendRoute};
 pub use driver::ReceivedStun;
 pub use error::PathError;
 pub use event::{PathConfig, PathEvent, PathStats, PeerStats};
-pub use handle::PathHandle;
+pub use handle::{PathEvents, PathHandle};
+pub use keepalive::KeepaliveStats;
 pub use relay::{RelayPeerError, RelaySendError, RelayStatus};
 pub use socket::PathSocket;
 

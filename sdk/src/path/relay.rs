@@ -93,6 +93,10 @@ pub struct RelayStatus {
     pub allocations: u32,
     /// Peers with a permission and channel requested on the current allocation.
     pub peers: Vec<SocketAddr>,
+    /// TURN requests sent again for want of an answer since the relay was
+    /// added (each cost at least 500 ms): zero unless datagrams to or from the
+    /// server were lost.
+    pub retransmits: u64,
 }
 
 /// One TURN server and our allocation on it.
@@ -108,6 +112,8 @@ struct RelayEntry {
     /// When to ask again for peers whose permission or channel failed.
     resync_at: Option<Instant>,
     allocations: u32,
+    /// Retransmissions of the clients replaced by re-allocations.
+    retransmits_before: u64,
 }
 
 impl RelayEntry {
@@ -150,6 +156,7 @@ impl Relays {
             backoff: FIRST_RETRY,
             resync_at: None,
             allocations: 0,
+            retransmits_before: 0,
         };
         self.collect(&mut entry);
         self.entries.insert(server, entry);
@@ -165,6 +172,14 @@ impl Relays {
         true
     }
 
+    /// The state of every relay, by server address.
+    pub(crate) fn statuses(&self) -> Vec<RelayStatus> {
+        self.entries
+            .keys()
+            .filter_map(|server| self.status(*server))
+            .collect()
+    }
+
     /// The state of one relay.
     pub(crate) fn status(&self, server: SocketAddr) -> Option<RelayStatus> {
         let server = canonical(server);
@@ -176,6 +191,7 @@ impl Relays {
             mapped: e.client.mapped_address(),
             allocations: e.allocations,
             peers: e.peers.iter().copied().collect(),
+            retransmits: e.retransmits_before + e.client.retransmits(),
         })
     }
 
@@ -215,9 +231,12 @@ impl Relays {
     }
 
     /// A datagram from `from`, which is one of the relays' server addresses.
-    pub(crate) fn handle_input(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        if let Some(entry) = self.entries.get_mut(&from) {
-            entry.client.handle_input(now, from, bytes);
+    /// Returns whether a TURN client took it (a Binding answer to someone
+    /// else's request, e.g. NAT description, is not taken).
+    pub(crate) fn handle_input(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> bool {
+        match self.entries.get_mut(&from) {
+            Some(entry) => entry.client.handle_input(now, from, bytes),
+            None => false,
         }
     }
 
@@ -375,6 +394,7 @@ impl Relays {
             if entry.retry_at.is_some_and(|t| t <= now) {
                 entry.retry_at = None;
                 tracing::info!(%server, "allocating again on the TURN relay");
+                entry.retransmits_before += entry.client.retransmits();
                 entry.client = Client::new(entry.config.clone(), now);
             }
             if entry.resync_at.is_some_and(|t| t <= now) {

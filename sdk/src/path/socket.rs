@@ -73,7 +73,7 @@ impl PathSocket {
         config: PathConfig,
         seed: u64,
     ) -> (Arc<PathSocket>, PathHandle) {
-        let shared = Shared::new(io, PathCore::new(config, seed));
+        let shared = Shared::new(io, PathCore::new(config, seed), seed);
         let socket = Arc::new(PathSocket {
             shared: shared.clone(),
         });
@@ -315,6 +315,9 @@ impl PathSocket {
                         if deliver_rendezvous(&state, from, segment) {
                             continue;
                         }
+                        if state.keepalives.handle_input(from, segment) {
+                            continue;
+                        }
                         if !state.core.handle_stun(now, Via::Socket(from), segment) {
                             deliver_stun(&state, from, segment);
                         }
@@ -323,10 +326,19 @@ impl PathSocket {
                 Route::Turn => {
                     for segment in data.chunks(stride) {
                         // Signalling shares the relay's address: sort it out before TURN.
-                        if deliver_rendezvous(&state, from, segment) {
+                        if deliver_rendezvous(&state, from, segment)
+                            || state.keepalives.handle_input(from, segment)
+                        {
                             continue;
                         }
-                        state.relays.handle_input(now, from, segment);
+                        if !state.relays.handle_input(now, from, segment)
+                            && crate::stun::Message::decode(segment)
+                                .is_ok_and(|m| m.method() == crate::stun::Method::BINDING)
+                        {
+                            // A Binding answer from the relay's own address (NAT
+                            // description) is for the STUN consumer.
+                            deliver_stun(&state, from, segment);
+                        }
                     }
                 }
                 Route::Drop => {}

@@ -30,6 +30,9 @@ pub(crate) struct PathEntry {
     pub(crate) retry: Duration,
     /// Liveness at the last evaluation, to report transitions once.
     pub(crate) was_live: bool,
+    /// When the peer's QUIC traffic first came by this path, if it was found
+    /// that way (a NAT rebinding) rather than added.
+    pub(crate) discovered_at: Option<Instant>,
     pub(crate) probes_sent: u64,
     pub(crate) probes_answered: u64,
     pub(crate) packets_sent: u64,
@@ -49,6 +52,7 @@ impl PathEntry {
             next_probe: now,
             retry: config.initial_retry,
             was_live: false,
+            discovered_at: None,
             probes_sent: 0,
             probes_answered: 0,
             packets_sent: 0,
@@ -170,13 +174,40 @@ impl PeerEntry {
             {
                 return Some(best);
             }
-            if let (Some(rb), Some(rc)) = (b.srtt, c.srtt)
-                && rb.as_secs_f64() < rc.as_secs_f64() * config.rtt_switch_ratio
-            {
-                return Some(best);
-            }
+        }
+        // The peer's traffic moved to a path found from it (its NAT gave it a
+        // new address) and nothing came by the active path since: follow at
+        // once (the new path is confirmed by a probe, so a spoofed packet
+        // cannot redirect us).
+        if let Some(moved) = self.moved_to(cur, now, config) {
+            return Some(moved);
+        }
+        if b.kind() == c.kind()
+            && let (Some(rb), Some(rc)) = (b.srtt, c.srtt)
+            && rb.as_secs_f64() < rc.as_secs_f64() * config.rtt_switch_ratio
+        {
+            return Some(best);
         }
         Some(cur)
+    }
+
+    /// A live path the peer's traffic moved to from the active path `cur`:
+    /// discovered from its QUIC packets after the last thing heard on `cur`.
+    fn moved_to(&self, cur: usize, now: Instant, config: &PathConfig) -> Option<usize> {
+        let c = self.paths.get(cur)?;
+        let heard = c.last_seen?;
+        self.paths
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| {
+                *i != cur
+                    && p.kind() <= c.kind()
+                    && p.is_live(now, config)
+                    && p.discovered_at.is_some_and(|d| d > heard)
+                    && p.last_seen.is_some_and(|s| s > heard)
+            })
+            .max_by_key(|(_, p)| p.last_seen)
+            .map(|(i, _)| i)
     }
 
     pub(crate) fn stats(&self, now: Instant, config: &PathConfig) -> PeerStats {

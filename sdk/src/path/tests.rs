@@ -450,6 +450,13 @@ fn a_nat_rebinding_is_recognised_by_the_quic_connection_id() {
     let (peer, path) = discovered.expect("B found A's new address");
     assert_eq!(peer, a);
     assert_ne!(path, PathAddr::Direct(a_v4));
+    // B followed as soon as a probe confirmed the new address, not after the
+    // old path's silence (probe interval or live timeout): one round trip.
+    let switched = w.nodes[1]
+        .events
+        .iter()
+        .any(|e| matches!(e, PathEvent::PathChanged { path: Some(p), .. } if *p == path));
+    assert!(switched, "{:?}", w.nodes[1].events);
     // Every packet after the rebinding still reached QUIC as A.
     assert!(
         w.nodes[1].delivered[before..]
@@ -459,6 +466,51 @@ fn a_nat_rebinding_is_recognised_by_the_quic_connection_id() {
     // B's sends moved to the new address.
     let stats = w.nodes[1].core.stats(w.now, a).unwrap();
     assert_eq!(stats.active_path().map(|p| p.path), Some(path));
+}
+
+#[test]
+fn after_a_rebinding_sends_follow_the_peer_within_a_round_trip() {
+    let mut w = World::new(5);
+    let peers = w.peer_keys();
+    let (b, a) = peers;
+    let a_v4 = a_public_v4(&w);
+    let b_v4 = w.nodes[1].v4;
+    w.nodes[0]
+        .core
+        .add_path(w.now, b, PathAddr::Direct(b_v4))
+        .unwrap();
+    w.nodes[1]
+        .core
+        .add_path(w.now, a, PathAddr::Direct(a_v4))
+        .unwrap();
+    w.run(
+        Duration::from_secs(2),
+        peers,
+        Some(Duration::from_millis(20)),
+    );
+    let nat = w.net.nat_mut(w.nat_a).unwrap();
+    nat.config.allocation = crate::sim::Allocation::Sequential;
+    nat.rebind();
+    let rebound_at = w.now;
+    let mut followed = None;
+    for _ in 0..100 {
+        w.run(
+            Duration::from_millis(10),
+            peers,
+            Some(Duration::from_millis(20)),
+        );
+        let active = w.nodes[1].core.stats(w.now, a).unwrap();
+        if let Some(p) = active.active_path()
+            && p.path != PathAddr::Direct(a_v4)
+        {
+            followed = Some(w.now - rebound_at);
+            break;
+        }
+    }
+    let followed = followed.expect("B never moved to A's new address");
+    // QUIC every 20 ms, then one probe round trip on the new path; before,
+    // B waited for the old path to be silent for a probe interval (1 s).
+    assert!(followed < Duration::from_millis(300), "{followed:?}");
 }
 
 #[test]

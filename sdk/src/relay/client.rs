@@ -42,6 +42,8 @@ pub struct Client {
     next_channel: u16,
     /// The additional family the server refused with 440, to report it.
     pub(crate) refused_family: Option<super::FamilyUnavailable>,
+    /// Requests sent again for want of an answer.
+    retransmits: u64,
     transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<Event>,
 }
@@ -68,6 +70,7 @@ impl Client {
             channel_of: HashMap::new(),
             next_channel: *ChannelData::CHANNELS.start(),
             refused_family: None,
+            retransmits: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -107,6 +110,13 @@ impl Client {
     pub fn channel(&self, peer: SocketAddr) -> Option<u16> {
         let channel = *self.channel_of.get(&peer)?;
         self.channels.get(&channel)?.bound.then_some(channel)
+    }
+
+    /// How many requests were sent again because no answer came within the
+    /// retransmission timeout: each cost at least 500 ms (RFC 8489's first RTO).
+    /// More than zero means datagrams to or from the server were lost.
+    pub fn retransmits(&self) -> u64 {
+        self.retransmits
     }
 
     /// The next datagram to send, if any.
@@ -162,6 +172,7 @@ impl Client {
             if pending.on_timeout(now, &retransmit) {
                 tracing::debug!(method = %pending.request.method(), try_no = pending.sent, "TURN retransmit");
                 let bytes = pending.bytes.clone();
+                self.retransmits += 1;
                 self.queue(bytes);
             } else if let Some(pending) = self.pending.remove(&tid) {
                 let reason = Error::Timeout {

@@ -15,8 +15,9 @@
 //! MESSAGE-INTEGRITY; 438 → new nonce), asks for IPv4, IPv6 or both (falling back
 //! to IPv4 alone when the server cannot relay IPv6), refreshes the allocation,
 //! its permissions and channel bindings before they expire, sends through Send
-//! indications until a channel is bound and through ChannelData after, and
-//! retransmits requests as RFC 8489 says.
+//! indications until a channel is bound and through ChannelData after (while
+//! taking ChannelData on a channel it asked for at once, before the server's
+//! answer is in), and retransmits requests as RFC 8489 says.
 //!
 //! ```
 //! use std::time::Instant;

@@ -41,12 +41,12 @@ impl Client {
         let Ok(framed) = ChannelData::decode(datagram) else {
             return false;
         };
-        let Some(peer) = self
-            .channels
-            .get(&framed.channel)
-            .filter(|c| c.bound)
-            .map(|c| c.peer)
-        else {
+        // A channel we asked for counts before its ChannelBind answer is in:
+        // the server sends ChannelData only on numbers it bound for us, and
+        // the answer may be lost or overtaken (dropping the data meanwhile
+        // cost a QUIC retransmission timeout). Numbers are never reused, so
+        // the peer is the one we asked for.
+        let Some(peer) = self.channels.get(&framed.channel).map(|c| c.peer) else {
             return false;
         };
         self.push_data(peer, framed.data);

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,6 +16,7 @@ use super::event::{Event, PathKind, PeerStats, disconnect_reason};
 use super::eyeballs;
 use super::identity::PeerId;
 use super::peer::{self, CODE_CLOSED, CODE_REPLACED, Link};
+use super::signalling::Signalling;
 use super::tls::{self, SERVER_NAME};
 use crate::path::{PathAddr, PathEvent, PathHandle, PathSocket, PeerKey};
 
@@ -33,11 +34,29 @@ pub(crate) struct Shared {
     peers: Mutex<HashMap<PeerId, Arc<Link>>>,
     events: mpsc::UnboundedSender<Event>,
     me: Weak<Shared>,
+    /// Offer/answer attempts and the ICE driver, made on first use.
+    signalling: OnceLock<Arc<Signalling>>,
 }
 
 impl Shared {
     fn peers_weak(&self) -> Weak<Shared> {
         self.me.clone()
+    }
+
+    /// The endpoint's connection attempts by offer and answer (one ICE driver
+    /// per endpoint: the path layer has one STUN consumer).
+    pub(crate) fn signalling(&self) -> Arc<Signalling> {
+        self.signalling
+            .get_or_init(|| {
+                let _runtime = self.runtime.enter();
+                Signalling::start(self, self.me.clone())
+            })
+            .clone()
+    }
+
+    /// The identity an offer/answer attempt expects at `vaddr`, if there is one.
+    fn expected_at(&self, vaddr: SocketAddr) -> Option<PeerId> {
+        self.signalling.get()?.peer_at(vaddr)
     }
 
     pub(crate) fn emit(&self, event: Event) {
@@ -237,12 +256,17 @@ impl Endpoint {
             peers: Mutex::new(HashMap::new()),
             events: sender,
             me: me.clone(),
+            signalling: OnceLock::new(),
         });
         shared.runtime.spawn(accept_loop(shared.clone()));
         shared.runtime.spawn(path_events(Arc::downgrade(&shared)));
         let endpoint = Self { shared };
         info!(peer_id = %endpoint.peer_id(), addrs = ?endpoint.local_addrs(), "endpoint up");
         Ok((endpoint, Events { receiver }))
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
+        Self { shared }
     }
 
     /// The state shared with the endpoint's tasks (for `super::rendezvous`).
@@ -486,11 +510,12 @@ impl Endpoint {
 
 /// Turns the path layer's switches into session events.
 async fn path_events(shared: Weak<Shared>) {
-    let Some(paths) = shared.upgrade().map(|s| s.paths.clone()) else {
+    // Its own subscription: the handle's `next_event` queue belongs to the
+    // application, and reading it here stole the application's events.
+    let Some(mut events) = shared.upgrade().map(|s| s.paths.subscribe()) else {
         return;
     };
-    loop {
-        let event = paths.next_event().await;
+    while let Some(event) = events.recv().await {
         let Some(shared) = shared.upgrade() else {
             return;
         };
@@ -527,6 +552,18 @@ async fn accept_loop(shared: Arc<Shared>) {
                 connection.close(peer::CODE_PROTOCOL, b"no Ed25519 key presented");
                 return;
             };
+            // Paths set up for an offer or answer belong to the identity it named:
+            // another key arriving over them (a forged blob) gets no session there.
+            if let Some(expected) = shared.expected_at(connection.remote_address())
+                && expected != peer
+            {
+                debug!(peer = %peer.short(), expected = %expected.short(), "incoming identity does not match the attempt's");
+                connection.close(
+                    peer::CODE_PROTOCOL,
+                    b"identity does not match the offer or answer for these paths",
+                );
+                return;
+            }
             debug!(peer = %peer.short(), vaddr = %connection.remote_address(), "incoming connection");
             let link = Link::new(connection, peer, false);
             peer::spawn_tasks(&shared, &link);

@@ -56,6 +56,38 @@ pub enum SessionError {
     /// The rendezvous server or the signalling through it failed.
     #[error("rendezvous: {0}")]
     Rendezvous(String),
+    /// An offer or answer blob could not be read (empty, too large, another
+    /// format version, corrupted).
+    #[error("offer/answer blob refused: {0}")]
+    BadSignal(#[from] crate::signal::BlobError),
+    /// An answer arrived for which this endpoint has no open offer.
+    #[error(
+        "got an answer from {0} but no offer to it is open: create an offer first and pass the answer to the endpoint that made it (an offer is replaced by a newer one to the same peer)"
+    )]
+    AnswerWithoutOffer(PeerId),
+    /// An answer belongs to another attempt than the open offer to that peer.
+    #[error(
+        "the answer from {peer} is for attempt {attempt:#x}, not the open offer to it (an answer to an older offer?): send it the newest offer again"
+    )]
+    UnknownAttempt {
+        /// The peer that answered.
+        peer: PeerId,
+        /// The attempt the answer names.
+        attempt: u64,
+    },
+    /// A well-formed signal did not fit the attempt (e.g. its ICE credentials changed).
+    #[error("the signal from {peer} does not fit its connection attempt: {reason}")]
+    SignalRefused {
+        /// The sender.
+        peer: PeerId,
+        /// What did not fit.
+        reason: String,
+    },
+    /// The blob was made by this endpoint.
+    #[error(
+        "this offer/answer blob was made by this endpoint: pass it to the other player, and apply the blobs the other player sends back"
+    )]
+    OwnSignal,
     /// There is no live connection to the peer.
     #[error("not connected to {0}: connect first, or wait for the Connected event")]
     NotConnected(PeerId),

@@ -13,10 +13,18 @@
 //! Two ways in: the async [`Endpoint`] for tokio programs, and [`PollEndpoint`] for game
 //! loops (and the C ABI): call it on your tick, drain events, no async, no callbacks.
 //!
-//! Today peers dial each other's known addresses directly, IPv6 first with IPv4 racing
-//! after a 50 ms head start (RFC 8305). Relayed paths and path switching come with the
-//! `path` layer underneath.
+//! Three ways to connect:
+//! - [`Endpoint::connect`] dials known addresses directly, IPv6 first with IPv4 racing
+//!   after a 50 ms head start (RFC 8305);
+//! - [`Endpoint::connect_via`] / [`Rendezvous::connect`] find a peer by [`PeerId`]
+//!   through a rendezvous server (`tsunagi-relay`);
+//! - [`Endpoint::create_offer`] / [`Endpoint::apply_signal`] exchange offer and answer
+//!   blobs that the game carries itself (a Steam or EOS lobby, its own server).
+//!
+//! The last two run ICE on the shared socket, start over a relay when one is configured
+//! and move to a direct path as soon as one is proven (the `path` layer underneath).
 
+mod blobs;
 mod config;
 mod endpoint;
 mod error;
@@ -28,6 +36,7 @@ mod nat64;
 mod peer;
 mod poll;
 mod rendezvous;
+mod signalling;
 mod tls;
 
 pub use config::SessionConfig;

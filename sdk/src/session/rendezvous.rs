@@ -20,7 +20,6 @@
 //! then every direct path a check proves; the path layer moves the session to the
 //! best live one and reports [`super::Event::PathChanged`].
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -29,22 +28,25 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc};
 use tracing::debug;
 
+use super::signalling::{Applied, Local, Origin, Signalling, Trickle, random_u64};
 use super::{ConnectInfo, Endpoint, PeerId, SessionError};
-use crate::diag::nat64::Nat64Prefix;
 use crate::diag::portmap::PortmapOptions;
-use crate::diag::portmap_udp::{UdpMapping, map_udp, unmap_udp};
-use crate::ice::{IceConfig, IceDriver, IceEvent, host_addresses};
-use crate::path::{PathAddr, PathHandle, PeerKey, ReceivedStun};
+use crate::diag::portmap_udp::map_udp;
+use crate::ice::host_addresses;
+use crate::path::{PathEvent, PathEvents, PathHandle, PeerKey, ReceivedStun, canonical};
 use crate::relay::{self, Credentials};
-use crate::signal::{self, CandidateKind, Role, Signal};
+use crate::signal::{self, Role, Signal};
 
 /// How long registration and the relay allocation may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// First wait for an answer before the offer is sent again (then doubling).
 const OFFER_RESEND: Duration = Duration::from_secs(1);
 /// How long a port mapping (PCP / NAT-PMP) is asked for; deleted when the
-/// [`Rendezvous`] goes.
+/// endpoint goes.
 const PORT_MAPPING_LIFETIME: Duration = Duration::from_secs(3600);
+/// How long describing our NAT may take (three Binding requests; a server
+/// without RFC 5780 answers the first and the description ends there).
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A registration with a rendezvous server: answers offers from other peers and
 /// sends ours. Keep it as long as peers should be able to reach this endpoint;
@@ -65,7 +67,8 @@ impl fmt::Debug for Rendezvous {
 struct Inner {
     endpoint: Endpoint,
     server: SocketAddr,
-    ice: IceDriver,
+    /// The endpoint's attempts (shared with blobs carried by the game).
+    signalling: Arc<Signalling>,
     state: Mutex<State>,
     /// Wakes the signalling task (something to send).
     wake: Notify,
@@ -77,44 +80,11 @@ struct State {
     client: signal::Client,
     mapped: Option<SocketAddr>,
     relayed: Vec<SocketAddr>,
-    /// A router port mapping: (external, base), and what deletes it.
-    port_mapped: Option<(SocketAddr, SocketAddr, UdpMapping)>,
-    /// The NAT64 prefix of an IPv6-only network: peers' IPv4 candidates get
-    /// synthesized twins.
-    nat64: Option<Nat64Prefix>,
     failure: Option<String>,
-    peers: HashMap<SocketAddr, Attempt>,
-}
-
-impl Drop for State {
-    fn drop(&mut self) {
-        if let Some((_, _, mapping)) = self.port_mapped.take() {
-            // Best effort and off the async runtime; unanswered, it expires.
-            let _ = std::thread::Builder::new()
-                .name("tsunagi-unmap".into())
-                .spawn(move || unmap_udp(&mapping, Duration::from_millis(500)));
-        }
-    }
-}
-
-/// One peer's connection attempt, keyed by its virtual address.
-struct Attempt {
-    peer: PeerId,
-    role: Role,
-    attempt: u64,
-    answered: bool,
-    failed: Option<String>,
 }
 
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
-}
-
-fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    // A predictable value only makes attempts guessable, never wrong.
-    let _ = getrandom::fill(&mut b);
-    u64::from_le_bytes(b)
 }
 
 impl Endpoint {
@@ -163,11 +133,12 @@ impl Rendezvous {
             SocketAddr::V4(a) => Some(*a.ip()),
             SocketAddr::V6(_) => None,
         });
-        let mut nat64 = None;
+        let signalling = endpoint.shared().signalling();
         let server = match server {
             SocketAddr::V4(v4) if ipv6_only => {
-                nat64 = super::nat64::discover_prefix().await;
-                match nat64 {
+                let prefix = super::nat64::discover_prefix().await;
+                signalling.set_nat64(prefix);
+                match prefix {
                     Some(prefix) => {
                         let via = super::nat64::synthesize(prefix, v4);
                         tracing::info!(%server, %via, "no IPv4 route: reaching the server through NAT64");
@@ -184,42 +155,54 @@ impl Rendezvous {
             }
             _ => server,
         };
+        if ipv6_only && signalling.nat64().is_none() {
+            // An IPv6 server on an IPv6-only network: NAT64 may still reach IPv4 peers.
+            let weak = Arc::downgrade(&signalling);
+            tokio::spawn(async move {
+                let found = super::nat64::discover_prefix().await;
+                if let Some(signalling) = weak.upgrade() {
+                    signalling.set_nat64(found);
+                }
+            });
+        }
         let paths = endpoint.path_handle().clone();
         let received = paths.rendezvous_receiver();
+        let path_events = paths.subscribe();
         paths.add_relay(relay::Config::new(server, creds.clone()));
-        let ice = IceDriver::start(paths.clone());
+        // The registration must stay reachable while the lobby idles (the
+        // relay on the same address is kept alive too; this covers a failed
+        // allocation).
+        paths.keep_alive(server);
+        tokio::spawn(map_port(Arc::downgrade(&signalling), paths.clone(), server));
         let me = *endpoint.peer_id().public_key();
         let client = signal::Client::new(server, creds, me, now());
         let inner = Arc::new(Inner {
             endpoint,
             server,
-            ice,
+            signalling,
             state: Mutex::new(State {
                 client,
                 mapped: None,
                 relayed: Vec::new(),
-                port_mapped: None,
-                nat64,
                 failure: None,
-                peers: HashMap::new(),
             }),
             wake: Notify::new(),
             changed: Notify::new(),
         });
-        tokio::spawn(drive(Arc::downgrade(&inner), received));
-        tokio::spawn(map_port(Arc::downgrade(&inner)));
-        if ipv6_only && nat64.is_none() {
-            // An IPv6 server on an IPv6-only network: NAT64 may still reach IPv4 peers.
-            let weak = Arc::downgrade(&inner);
-            tokio::spawn(async move {
-                let found = super::nat64::discover_prefix().await;
-                if let Some(this) = weak.upgrade() {
-                    this.lock().nat64 = found;
-                }
-            });
-        }
+        tokio::spawn(drive(Arc::downgrade(&inner), received, path_events));
         let rendezvous = Rendezvous { inner };
         rendezvous.wait_registered().await?;
+        // Our NAT's mapping behaviour, for the peers' hard-NAT prediction; the
+        // registration made the first mapping towards this server already.
+        match rendezvous
+            .inner
+            .signalling
+            .describe_nat(server, DESCRIBE_TIMEOUT)
+            .await
+        {
+            Some(nat) => debug!(?nat, "NAT description for offers and answers"),
+            None => debug!(%server, "NAT not described: offers carry no NAT description"),
+        }
         match paths.wait_relay(server, SETUP_TIMEOUT).await {
             Ok(relayed) => rendezvous.inner.lock().relayed = relayed,
             Err(e) => {
@@ -273,66 +256,42 @@ impl Rendezvous {
             .endpoint
             .path_handle()
             .add_peer(&PeerKey(*peer.public_key()));
-        let attempt = random_u64();
-        inner.start_agent(vaddr, peer, Role::Offer, attempt, true);
-        inner.send_signal(vaddr)?;
+        inner.signalling.start_agent(
+            vaddr,
+            peer,
+            Role::Offer,
+            random_u64(),
+            &inner.local(),
+            inner.origin(),
+            Some(inner.trickle()),
+        );
+        let offer = inner.signalling.signal(vaddr)?;
+        inner.send(peer, &offer)?;
         let deadline = tokio::time::Instant::now() + timeout;
         // The server forwards a signal once; a lost offer or answer is
         // recovered by offering again (the peer answers every repeat).
         let mut resend_after = OFFER_RESEND;
-        let mut resend_at = tokio::time::Instant::now() + resend_after;
-        let answer = loop {
-            let notified = inner.changed.notified();
-            let answered = match inner.lock().peers.get(&vaddr) {
-                Some(a) => {
-                    if let Some(f) = &a.failed {
-                        return Err(SessionError::Rendezvous(f.clone()));
-                    }
-                    a.answered
+        loop {
+            let resend_at = deadline.min(tokio::time::Instant::now() + resend_after);
+            match inner.signalling.wait_answer(vaddr, resend_at).await {
+                Ok(true) => break,
+                Err(f) => return Err(SessionError::Rendezvous(f)),
+                Ok(false) if tokio::time::Instant::now() < deadline => {
+                    debug!(peer = %peer.short(), "no answer yet: offering again");
+                    inner.send(peer, &inner.signalling.signal(vaddr)?)?;
+                    resend_after *= 2;
                 }
-                None => false,
-            };
-            // A trickle update of the answer can overtake the answer itself
-            // (both are signals of role Answer): wait until something is
-            // dialable — the relay path from the answer's relayed candidate, or
-            // a direct path a check proved (those do not notify, so re-check).
-            if answered {
-                let paths = inner.remote_paths(vaddr);
-                if !paths.is_empty() {
-                    break paths;
-                }
-            }
-            let now_t = tokio::time::Instant::now();
-            if !answered && now_t >= resend_at {
-                debug!(peer = %peer.short(), "no answer yet: offering again");
-                inner.send_signal(vaddr)?;
-                resend_after *= 2;
-                resend_at = now_t + resend_after;
-            }
-            let wake = if answered {
-                deadline.min(now_t + Duration::from_millis(50))
-            } else {
-                deadline.min(resend_at)
-            };
-            if tokio::time::timeout_at(wake, notified).await.is_err()
-                && tokio::time::Instant::now() >= deadline
-            {
-                return Err(SessionError::Rendezvous(if answered {
-                    format!(
-                        "{} answered through {} but no path to it worked within {timeout:?}: neither side got a relay allocation there and no direct check succeeded",
-                        peer.short(),
-                        inner.server
-                    )
-                } else {
-                    format!(
+                Ok(false) => {
+                    return Err(SessionError::Rendezvous(format!(
                         "{} did not answer through {} within {timeout:?}: is it running `listen` on the same server?",
                         peer.short(),
                         inner.server
-                    )
-                }));
+                    )));
+                }
             }
-        };
-        inner.endpoint.connect_paths(peer, &answer).await
+        }
+        let paths = inner.signalling.remote_paths(vaddr, deadline).await;
+        inner.endpoint.connect_paths(peer, &paths).await
     }
 }
 
@@ -341,108 +300,48 @@ impl Inner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A new ICE agent for `vaddr` with our server-reflexive and relayed candidates.
-    fn start_agent(&self, vaddr: SocketAddr, peer: PeerId, role: Role, attempt: u64, ctl: bool) {
-        let mut agent = self.ice.new_agent(IceConfig::default(), ctl, random_u64());
-        let paths = self.endpoint.path_handle();
-        let mut state = self.lock();
-        if let Some(mapped) = state.mapped {
-            let base = host_addresses(paths.local_addrs())
-                .into_iter()
-                .find(|b| b.is_ipv4() == mapped.is_ipv4());
-            if let Some(base) = base
-                && base != mapped
-                && let Err(e) = agent.add_server_reflexive(mapped, base)
-            {
-                debug!(%mapped, error = %e, "server-reflexive candidate not added");
-            }
+    /// Our server-reflexive address (as the server saw us) and relay allocation.
+    fn local(&self) -> Local {
+        let state = self.lock();
+        let relays = if state.relayed.is_empty() {
+            Vec::new()
+        } else {
+            vec![(self.server, state.relayed.clone())]
+        };
+        Local {
+            mapped: state.mapped.into_iter().collect(),
+            relays,
         }
-        for relayed in &state.relayed {
-            if let Err(e) = agent.add_relayed(self.server, *relayed) {
-                debug!(%relayed, error = %e, "relayed candidate not added");
-            }
-        }
-        if let Some((external, base, _)) = state.port_mapped
-            && let Err(e) = agent.add_port_mapped(external, base)
-        {
-            debug!(%external, error = %e, "port-mapped candidate not added");
-        }
-        self.ice.add_peer(vaddr, agent);
-        state.peers.insert(
-            vaddr,
-            Attempt {
-                peer,
-                role,
-                attempt,
-                answered: false,
-                failed: None,
-            },
-        );
     }
 
-    /// Sends our offer or answer (all candidates so far) to the peer at `vaddr`.
-    fn send_signal(&self, vaddr: SocketAddr) -> Result<(), SessionError> {
-        let me = *self.endpoint.peer_id().public_key();
-        let mut state = self.lock();
-        let a = state
-            .peers
-            .get(&vaddr)
-            .ok_or_else(|| SessionError::Rendezvous("no attempt for this peer".into()))?;
-        let (to, role, attempt) = (*a.peer.public_key(), a.role, a.attempt);
-        let mut signal = self
-            .ice
-            .signal(vaddr, role, me, attempt)
-            .ok_or_else(|| SessionError::Rendezvous("no ICE agent for this peer".into()))?;
-        if let (Some(_), Some(mapped)) = (state.nat64, state.mapped) {
-            signal
-                .candidates
-                .extend(super::nat64::translated_candidate(mapped));
-        }
+    fn origin(&self) -> Origin {
+        Origin::Rendezvous(self.server)
+    }
+
+    /// Trickle updates go through the server (while this registration lives).
+    fn trickle(self: &Arc<Self>) -> Trickle {
+        let inner = Arc::downgrade(self);
+        Arc::new(move |to: PeerId, blob: Vec<u8>| {
+            if let Some(inner) = inner.upgrade() {
+                inner.lock().client.send(now(), *to.public_key(), &blob);
+                inner.wake.notify_one();
+            }
+        })
+    }
+
+    /// Sends an offer or answer to `to` through the server.
+    fn send(&self, to: PeerId, signal: &Signal) -> Result<(), SessionError> {
         let blob = signal
             .to_blob()
             .map_err(|e| SessionError::Rendezvous(e.to_string()))?;
-        state.client.send(now(), to, &blob);
-        drop(state);
+        self.lock().client.send(now(), *to.public_key(), &blob);
         self.wake.notify_one();
         Ok(())
     }
 
-    /// Relay paths to the peer's relayed candidates (relay-first); direct paths
-    /// are added by ICE as its checks succeed.
-    fn add_relay_paths(&self, peer: PeerId, signal: &Signal) {
-        let relay_paths: Vec<PathAddr> = signal
-            .candidates
-            .iter()
-            .filter(|c| c.kind == CandidateKind::Relayed)
-            .filter(|c| {
-                self.lock()
-                    .relayed
-                    .iter()
-                    .any(|r| r.is_ipv4() == c.addr.is_ipv4())
-            })
-            .map(|c| PathAddr::Relay {
-                server: self.server,
-                peer: c.addr,
-            })
-            .collect();
-        if let Err(e) = self.endpoint.add_paths(peer, &relay_paths) {
-            debug!(peer = %peer.short(), error = %e, "relay path not added");
-        }
-    }
-
-    /// What to dial once the answer is in: the relay paths, or failing those the
-    /// peer's candidates as direct paths.
-    fn remote_paths(&self, vaddr: SocketAddr) -> Vec<PathAddr> {
-        let paths = self.endpoint.path_handle();
-        let known: Vec<PathAddr> = paths
-            .stats(vaddr)
-            .map(|s| s.paths.iter().map(|p| p.path).collect())
-            .unwrap_or_default();
-        known
-    }
-
-    /// A signal from `from` arrived through the server.
-    fn on_signal(&self, from: [u8; 32], data: &[u8]) {
+    /// A signal from `from` arrived through the server (which vouches for the
+    /// sender: it checked the registration's token).
+    fn on_signal(self: &Arc<Self>, from: [u8; 32], data: &[u8]) {
         let signal = match Signal::from_blob(data) {
             Ok(s) => s,
             Err(e) => {
@@ -451,84 +350,43 @@ impl Inner {
             }
         };
         let peer = PeerId::from_public_key(from);
-        // The peer's relayed candidates become our relay paths to them
-        // (`add_relay_paths`), not ICE pairs: sending to a relayed address
-        // straight from our socket needs a permission for our address on the
-        // peer's allocation, which nobody asks for, and the relay delivers
-        // what gets through from an address the peer does not know.
-        let mut for_ice = signal.clone();
-        for_ice
-            .candidates
-            .retain(|c| c.kind != CandidateKind::Relayed);
-        let nat64 = self.lock().nat64;
-        if let Some(prefix) = nat64 {
-            let twins = super::nat64::twins(prefix, &for_ice.candidates);
-            for_ice.candidates.extend(twins);
-        }
-        let vaddr = self.endpoint.path_handle().add_peer(&PeerKey(from));
-        let known = self.lock().peers.get(&vaddr).map(|a| a.attempt);
-        if signal.role == Role::Offer && known != Some(signal.attempt) {
-            if known.is_some() {
-                self.ice.remove_peer(vaddr);
+        let applied = self.signalling.apply(
+            peer,
+            &signal,
+            &self.local(),
+            self.origin(),
+            Some(self.trickle()),
+        );
+        match applied {
+            Ok(Applied::Answer(answer)) => {
+                if let Err(e) = self.send(peer, &answer) {
+                    debug!(peer = %peer.short(), error = %e, "answer not sent");
+                }
             }
-            self.start_agent(vaddr, peer, Role::Answer, signal.attempt, false);
-            if let Err(e) = self.ice.apply_remote(vaddr, &for_ice) {
-                debug!(peer = %peer.short(), error = %e, "offer not applied");
-                return;
+            // The offer again (our answer was lost) or a trickle update of it:
+            // answer again, with every candidate so far.
+            Ok(Applied::Update) if signal.role == Role::Offer => {
+                let vaddr = self
+                    .endpoint
+                    .path_handle()
+                    .add_peer(&PeerKey(*peer.public_key()));
+                match self.signalling.signal(vaddr) {
+                    Ok(answer) => {
+                        if let Err(e) = self.send(peer, &answer) {
+                            debug!(peer = %peer.short(), error = %e, "answer not sent again");
+                        }
+                    }
+                    Err(e) => debug!(peer = %peer.short(), error = %e, "no answer to send again"),
+                }
             }
-            self.add_relay_paths(peer, &signal);
-            if let Err(e) = self.send_signal(vaddr) {
-                debug!(peer = %peer.short(), error = %e, "answer not sent");
-            }
-            return;
-        }
-        let added = match self.ice.apply_remote(vaddr, &for_ice) {
-            Ok(added) => added,
-            Err(e) => {
-                debug!(peer = %peer.short(), error = %e, "signal not applied");
-                return;
-            }
-        };
-        self.add_relay_paths(peer, &signal);
-        if signal.role == Role::Offer && added == 0 {
-            // Nothing new: the offerer sent its offer again because our answer
-            // did not arrive (the server forwards signals once). Answer again.
-            if let Err(e) = self.send_signal(vaddr) {
-                debug!(peer = %peer.short(), error = %e, "answer not sent again");
-            }
-        }
-        if signal.role == Role::Answer
-            && let Some(a) = self.lock().peers.get_mut(&vaddr)
-        {
-            a.answered = true;
+            Ok(_) => {}
+            Err(e) => debug!(peer = %peer.short(), error = %e, "signal not applied"),
         }
         self.changed.notify_waiters();
     }
 
-    /// Trickles new local candidates to the peer whose agent found them.
-    fn on_ice(&self, vaddr: SocketAddr, event: IceEvent) {
-        let IceEvent::LocalCandidates(candidates) = event else {
-            return;
-        };
-        let me = *self.endpoint.peer_id().public_key();
-        let Some((to, role, attempt)) = self
-            .lock()
-            .peers
-            .get(&vaddr)
-            .map(|a| (*a.peer.public_key(), a.role, a.attempt))
-        else {
-            return;
-        };
-        let update = self
-            .ice
-            .with_agent(vaddr, |agent| agent.trickle(role, me, attempt, candidates));
-        if let Some(Ok(blob)) = update.map(|s| s.to_blob()) {
-            self.lock().client.send(now(), to, &blob);
-        }
-    }
-
     /// Runs the client: datagrams out, events in, timers.
-    fn pump(&self, paths: &PathHandle) -> Option<Instant> {
+    fn pump(self: &Arc<Self>, paths: &PathHandle) -> Option<Instant> {
         let mut signals = Vec::new();
         let deadline = {
             let mut state = self.lock();
@@ -544,6 +402,12 @@ impl Inner {
             while let Some(event) = state.client.poll_event() {
                 match event {
                     signal::Event::Registered { mapped } => {
+                        if let Some(m) = mapped {
+                            paths.observed_mapping(self.server, m);
+                            if self.signalling.nat64().is_some() && m.is_ipv4() {
+                                self.signalling.set_translated(m);
+                            }
+                        }
                         state.mapped = mapped;
                         state.failure = None;
                     }
@@ -551,11 +415,7 @@ impl Inner {
                     signal::Event::Received { from, data } => signals.push((from, data)),
                     signal::Event::Delivered { .. } => {}
                     signal::Event::Undeliverable { to, reason } => {
-                        for a in state.peers.values_mut() {
-                            if *a.peer.public_key() == to && !a.answered {
-                                a.failed = Some(reason.clone());
-                            }
-                        }
+                        self.signalling.fail_unanswered(to, self.origin(), &reason);
                     }
                 }
             }
@@ -569,17 +429,15 @@ impl Inner {
     }
 }
 
-/// Asks the router to forward the shared socket's IPv4 port (PCP, NAT-PMP) and
-/// adds the mapping as a candidate to every agent, present and future. Only
+/// Asks the router to forward the shared socket's IPv4 port (PCP, NAT-PMP)
+/// and hands the mapping to `signalling` (a candidate for every agent). Only
 /// from a private or shared (100.64/10) IPv4 address and toward a server that
 /// is not on this machine.
-async fn map_port(inner: Weak<Inner>) {
-    let Some((base, server)) = inner.upgrade().and_then(|this| {
-        let base = host_addresses(this.endpoint.path_handle().local_addrs())
-            .into_iter()
-            .find(|a| a.is_ipv4() && !a.ip().is_loopback())?;
-        Some((base, this.server))
-    }) else {
+async fn map_port(signalling: Weak<Signalling>, paths: PathHandle, server: SocketAddr) {
+    let Some(base) = host_addresses(paths.local_addrs())
+        .into_iter()
+        .find(|a| a.is_ipv4() && !a.ip().is_loopback())
+    else {
         return;
     };
     // Nobody to ask: a server on this machine (tests, local play) means no NAT
@@ -601,31 +459,18 @@ async fn map_port(inner: Weak<Inner>) {
         debug!(port, "no port mapping from the router (PCP, NAT-PMP)");
         return;
     };
-    let external = SocketAddr::V4(mapping.external);
-    let base = SocketAddr::V4(mapping.internal);
-    let Some(this) = inner.upgrade() else {
-        unmap_udp(&mapping, Duration::from_millis(500));
-        return;
-    };
-    debug!(%external, %base, protocol = ?mapping.protocol, "port-mapped candidate");
-    let peers: Vec<SocketAddr> = {
-        let mut state = this.lock();
-        state.port_mapped = Some((external, base, mapping));
-        state.peers.keys().copied().collect()
-    };
-    for vaddr in peers {
-        let added = this
-            .ice
-            .with_agent(vaddr, |agent| agent.add_port_mapped(external, base));
-        if let Some(Err(e)) = added {
-            debug!(%external, error = %e, "port-mapped candidate not added");
-        }
+    match signalling.upgrade() {
+        Some(s) => s.set_port_mapping(mapping),
+        None => crate::diag::portmap_udp::unmap_udp(&mapping, Duration::from_millis(500)),
     }
-    this.wake.notify_one();
 }
 
 /// The signalling task: ends when the [`Rendezvous`] is dropped.
-async fn drive(inner: Weak<Inner>, mut received: mpsc::Receiver<ReceivedStun>) {
+async fn drive(
+    inner: Weak<Inner>,
+    mut received: mpsc::Receiver<ReceivedStun>,
+    mut path_events: PathEvents,
+) {
     loop {
         let Some(this) = inner.upgrade() else { return };
         let paths = this.endpoint.path_handle().clone();
@@ -648,7 +493,18 @@ async fn drive(inner: Weak<Inner>, mut received: mpsc::Receiver<ReceivedStun>) {
                 }
                 None => return,
             },
-            e = this.ice.next_event() => this.on_ice(e.peer, e.event),
+            Some(e) = path_events.recv() => match e {
+                PathEvent::MappingChanged { server, to, .. } if server == canonical(this.server) => {
+                    tracing::info!(%server, mapped = %to, "registering again from the new mapping");
+                    this.lock().client.renew(now());
+                }
+                // Made again (relay restart, new mapping): offer the new
+                // relayed addresses from now on.
+                PathEvent::RelayAllocated { server, relayed, .. } if server == canonical(this.server) => {
+                    this.lock().relayed = relayed;
+                }
+                _ => {}
+            },
             _ = this.wake.notified() => {}
             _ = tokio::time::sleep(sleep.min(Duration::from_secs(1))) => {}
         }

@@ -164,6 +164,13 @@ impl Client {
         }
     }
 
+    /// Registers again now (the NAT mapping toward the server changed, so the
+    /// server must learn where to deliver signals).
+    pub fn renew(&mut self, now: Instant) {
+        self.refresh_at = None;
+        self.register(now);
+    }
+
     /// Sends `blob` (see [`super::Signal::to_blob`]) to the peer `to` through the
     /// server. The outcome arrives as [`Event::Delivered`] or [`Event::Undeliverable`].
     pub fn send(&mut self, now: Instant, to: [u8; 32], blob: &[u8]) {

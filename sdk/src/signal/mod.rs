@@ -5,12 +5,18 @@
 
 mod blob;
 mod client;
+mod nat;
 pub mod wire;
 
 pub use blob::{
-    BLOB_VERSION, BlobError, Candidate, CandidateKind, MAX_BLOB_LEN, MAX_CANDIDATES, Role, Signal,
+    BLOB_VERSION, BlobError, Candidate, CandidateKind, MAX_BLOB_LEN, MAX_CANDIDATES,
+    MAX_EXTENSIONS, Role, Signal,
 };
 pub use client::{Client, Event, Transmit};
+pub use nat::{
+    MAX_OBSERVED, MAX_PORT_RANGES, NatDescription, NatMapping, PortAllocation, PortRange,
+    PortSetDescription,
+};
 
 #[cfg(test)]
 mod tests;

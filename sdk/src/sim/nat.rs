@@ -52,6 +52,9 @@ pub struct NatConfig {
     pub allocation: Allocation,
     /// A mapping unused (outbound) for this long is dropped: the UDP session timer.
     pub timeout: Duration,
+    /// Public ports limited to `count` ports from `first` (a MAP-E-like port
+    /// set); `None`: 1024–65535.
+    pub port_range: Option<(u16, u16)>,
 }
 
 impl NatConfig {
@@ -63,6 +66,7 @@ impl NatConfig {
             filtering: Filtering::EndpointIndependent,
             allocation: Allocation::PortPreserving,
             timeout: Duration::from_secs(120),
+            port_range: None,
         }
     }
 
@@ -126,15 +130,25 @@ impl Nat {
     }
 
     fn allocate(&mut self, internal_port: u16, rng: &mut StdRng) -> Option<u16> {
-        if self.config.allocation == Allocation::PortPreserving && self.port_free(internal_port) {
+        let (lo, hi) = match self.config.port_range {
+            Some((first, count)) => (first, first.saturating_add(count.saturating_sub(1))),
+            None => (1024, u16::MAX),
+        };
+        if self.config.allocation == Allocation::PortPreserving
+            && (lo..=hi).contains(&internal_port)
+            && self.port_free(internal_port)
+        {
             return Some(internal_port);
         }
-        for _ in 0..65_536 {
+        if !(lo..=hi).contains(&self.next_port) {
+            self.next_port = lo;
+        }
+        for _ in 0..(u32::from(hi - lo) + 1) * 4 {
             let port = match self.config.allocation {
-                Allocation::Random => rng.random_range(1024..=u16::MAX),
+                Allocation::Random => rng.random_range(lo..=hi),
                 _ => {
                     let p = self.next_port;
-                    self.next_port = if p == u16::MAX { 1024 } else { p + 1 };
+                    self.next_port = if p >= hi { lo } else { p + 1 };
                     p
                 }
             };
@@ -142,7 +156,7 @@ impl Nat {
                 return Some(port);
             }
         }
-        None
+        (lo..=hi).find(|&p| self.port_free(p))
     }
 
     /// Translates an outbound datagram's source; `None` if the NAT ran out of ports.
@@ -212,6 +226,9 @@ impl Nat {
         self.bindings.clear();
         // A fresh range, so the new mapping visibly differs.
         self.next_port = self.next_port.wrapping_add(1000).max(1024);
+        if let Some((first, count)) = self.config.port_range {
+            self.next_port = first.saturating_add(self.next_port % count.max(1));
+        }
     }
 
     /// How many mappings are in place.
@@ -244,6 +261,34 @@ mod tests {
         let a = sym.outbound(now, addr("10.0.0.2:5000"), addr("198.51.100.1:1"), &mut rng);
         let b = sym.outbound(now, addr("10.0.0.2:5000"), addr("198.51.100.1:2"), &mut rng);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_port_set_bounds_every_allocator() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let now = Instant::now();
+        let ip: IpAddr = "203.0.113.1".parse().unwrap();
+        let mut nat = Nat::new(NatConfig {
+            port_range: Some((20000, 16)),
+            ..NatConfig::symmetric(ip)
+        });
+        let mut seen = Vec::new();
+        for i in 0..16 {
+            let to = SocketAddr::new("198.51.100.1".parse().unwrap(), 1000 + i);
+            let m = nat
+                .outbound(now, addr("10.0.0.2:5000"), to, &mut rng)
+                .unwrap();
+            assert!((20000..20016).contains(&m.port()));
+            seen.push(m.port());
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 16);
+        // The set is full: the 17th flow gets no mapping.
+        assert!(
+            nat.outbound(now, addr("10.0.0.2:5000"), addr("198.51.100.1:9"), &mut rng)
+                .is_none()
+        );
     }
 
     #[test]

@@ -199,9 +199,23 @@ impl DatagramIo for UdpSockets {
 
     fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
         let socket = self.for_destination(transmit.destination)?;
-        let result = socket.io.try_io(Interest::WRITABLE, || {
-            socket.state.send((&socket.io).into(), transmit)
+        let send = || socket.state.send((&socket.io).into(), transmit);
+        let mut tried = false;
+        let mut result = socket.io.try_io(Interest::WRITABLE, || {
+            tried = true;
+            send()
         });
+        if !tried {
+            // tokio answered WouldBlock without asking the kernel: it has not
+            // seen the socket writable yet (bound moments ago, before the
+            // reactor's first turn; or its buffer was full and the reactor has
+            // not yet noticed it drained). Callers that do not wait and retry
+            // (TURN, STUN, relayed data) would lose the datagram and wait for a
+            // retransmission timeout (500 ms for a TURN Allocate), so let the
+            // kernel decide. Outside `try_io`, a real WouldBlock here leaves
+            // tokio's readiness as it was.
+            result = send();
+        }
         if matches!(&result, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
             self.v6_blocked
                 .store(transmit.destination.is_ipv6(), Ordering::Relaxed);
@@ -269,5 +283,32 @@ mod tests {
         if let Some(v6) = addrs.v6 {
             assert_eq!(v4.port(), v6.port());
         }
+    }
+
+    /// A datagram sent right after binding, before the runtime's reactor has
+    /// turned once (so tokio has not yet seen the socket writable), goes out:
+    /// the TURN Allocate and the rendezvous registration an endpoint sends at
+    /// once were dropped here and resent only after their 500 ms timeouts.
+    #[tokio::test]
+    async fn a_send_right_after_binding_is_not_refused() {
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        receiver
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let to = receiver.local_addr().unwrap();
+        let sockets = UdpSockets::bind(&SocketConfig::loopback()).unwrap();
+        // No await between the bind and the send: the reactor has not run.
+        let sent = sockets.try_send(&Transmit {
+            destination: to,
+            ecn: None,
+            contents: b"first",
+            segment_size: None,
+            src_ip: None,
+        });
+        assert!(sent.is_ok(), "the first send was refused: {sent:?}");
+        let mut buf = [0u8; 16];
+        let (n, from) = receiver.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"first");
+        assert_eq!(Some(from), sockets.local_addrs().v4);
     }
 }

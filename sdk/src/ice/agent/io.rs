@@ -22,6 +22,11 @@ impl IceAgent {
         let Ok(message) = is::stun::StunMessage::parse(bytes) else {
             return false;
         };
+        if let Via::Socket(from) = via
+            && self.probe_answered(canonical(from), &message)
+        {
+            return true;
+        }
         if !self.agent.accepts_message(&message) {
             return false;
         }
@@ -104,15 +109,20 @@ impl IceAgent {
         }
         self.agent.handle_timeout(now);
         self.drain_agent();
+        self.hard_nat_timeout(now);
     }
 
     /// When [`IceAgent::handle_timeout`] must next run (`None` before its
     /// first call).
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        [self.agent.poll_timeout(), self.gatherer.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.agent.poll_timeout(),
+            self.gatherer.poll_timeout(),
+            self.hard_nat_poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The next datagram to send from the shared socket (or through a TURN

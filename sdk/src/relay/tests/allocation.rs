@@ -191,6 +191,7 @@ fn retransmits_per_rfc_8489_then_gives_up() {
     }
     let ms: Vec<u128> = sent_at.iter().map(Duration::as_millis).collect();
     assert_eq!(ms, vec![0, 500, 1500, 3500, 7500, 15500, 31500]);
+    assert_eq!(net.client.retransmits(), 6);
     assert_eq!(net.now - start, Duration::from_millis(39_500));
     assert_eq!(
         net.take_events(),

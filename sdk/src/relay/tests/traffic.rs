@@ -177,6 +177,51 @@ fn channel_binding_switches_to_channel_data_and_is_refreshed() {
 }
 
 #[test]
+fn channel_data_before_the_bind_answer_is_delivered() {
+    let mut net = Net::new(config("secret"));
+    net.allocate();
+    let channel = net.client.bind_channel(net.now, addr(PEER)).unwrap();
+    // The server binds the channel, but its answer is lost.
+    let request = net.client.poll_transmit().unwrap();
+    assert_eq!(net.server.handle(addr(CLIENT), &request.bytes).len(), 1);
+    assert_eq!(net.client.channel(addr(PEER)), None, "not confirmed yet");
+    // The peer's data comes on the channel at once.
+    let datagram = net.server.channel_data(addr(PEER), b"initial").unwrap();
+    assert!(net.client.handle_input(net.now, addr(SERVER), &datagram));
+    assert_eq!(
+        net.client.poll_event(),
+        Some(Event::Data {
+            peer: addr(PEER),
+            bytes: b"initial".to_vec()
+        })
+    );
+    // Our sends stay Send indications until the binding is confirmed.
+    net.client.send_to(net.now, addr(PEER), b"reply").unwrap();
+    net.pump();
+    assert_eq!(
+        net.server.relayed,
+        vec![(addr(PEER), b"reply".to_vec(), false)]
+    );
+    assert_eq!(
+        net.take_events(),
+        vec![Event::PermissionCreated {
+            peer: addr(PEER).ip()
+        }]
+    );
+    // The retransmitted ChannelBind confirms it.
+    net.advance(Duration::from_millis(500));
+    assert_eq!(
+        net.take_events(),
+        vec![Event::ChannelBound {
+            peer: addr(PEER),
+            channel
+        }]
+    );
+    assert_eq!(net.client.channel(addr(PEER)), Some(channel));
+    assert_eq!(net.client.retransmits(), 1);
+}
+
+#[test]
 fn failed_channel_bind_falls_back_to_send_indications() {
     let mut net = Net::new(config("secret"));
     net.allocate();

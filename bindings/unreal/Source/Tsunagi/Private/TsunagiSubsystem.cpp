@@ -26,12 +26,22 @@ bool UTsunagiSubsystem::StartEndpoint(bool bIPv4Only, bool bLoopbackOnly, int32 
 	tsunagi::Status Status = Config.SetIpv4Only(bIPv4Only);
 	if (Status) Status = Config.SetLoopbackOnly(bLoopbackOnly);
 	if (Status) Status = Config.SetBindPort(static_cast<uint16_t>(FMath::Clamp(BindPort, 0, 65535)));
+	if (Status && !RelayServer.IsEmpty()) Status = Config.SetRelayServer(ToUtf8(RelayServer));
+	if (Status && !RelayToken.IsEmpty()) Status = Config.SetRelayToken(ToUtf8(RelayToken));
+	if (Status && !RendezvousServer.IsEmpty()) Status = Config.SetRendezvousServer(ToUtf8(RendezvousServer));
 	if (!Status) return Fail(Status, OutError);
 	auto Created = tsunagi::Endpoint::Create(&Config);
 	if (!Created) return Fail(Created.status(), OutError);
 	Endpoint = std::move(Created.value());
 	UE_LOG(LogTsunagi, Log, TEXT("endpoint %s at %s"), *GetPeerId(), *GetLocalAddresses());
 	return true;
+}
+
+void UTsunagiSubsystem::SetRelay(const FString& InRelayServer, const FString& Token, const FString& InRendezvousServer)
+{
+	RelayServer = InRelayServer;
+	RelayToken = Token;
+	RendezvousServer = InRendezvousServer;
 }
 
 void UTsunagiSubsystem::StopEndpoint()
@@ -55,6 +65,28 @@ bool UTsunagiSubsystem::Connect(const FString& PeerId, const FString& Addresses,
 {
 	tsunagi::Status Status = Endpoint.Connect(ToUtf8(PeerId), ToUtf8(Addresses));
 	return Status ? true : Fail(Status, OutError);
+}
+
+bool UTsunagiSubsystem::ConnectPeer(const FString& PeerId, FString& OutError)
+{
+	tsunagi::Status Status = Endpoint.ConnectPeer(ToUtf8(PeerId));
+	return Status ? true : Fail(Status, OutError);
+}
+
+bool UTsunagiSubsystem::CreateOffer(const FString& PeerId, TArray<uint8>& OutOffer, FString& OutError)
+{
+	auto Offer = Endpoint.CreateOffer(ToUtf8(PeerId));
+	if (!Offer) return Fail(Offer.status(), OutError);
+	OutOffer = TArray<uint8>(Offer.value().data(), Offer.value().size());
+	return true;
+}
+
+bool UTsunagiSubsystem::ApplySignal(const TArray<uint8>& Blob, TArray<uint8>& OutAnswer, FString& OutError)
+{
+	auto Answer = Endpoint.ApplySignal(tsunagi::Bytes(Blob.GetData(), Blob.Num()));
+	if (!Answer) return Fail(Answer.status(), OutError);
+	OutAnswer = TArray<uint8>(Answer.value().data(), Answer.value().size());
+	return true;
 }
 
 bool UTsunagiSubsystem::SendReliable(const FString& PeerId, int32 Channel, const TArray<uint8>& Bytes, FString& OutError)

@@ -42,6 +42,15 @@ public:
 	UFUNCTION(BlueprintCallable, Category = "Tsunagi")
 	bool StartEndpoint(bool bIPv4Only, bool bLoopbackOnly, int32 BindPort, FString& OutError);
 
+	/**
+	 * Relay and rendezvous settings for the next StartEndpoint (empty strings: none).
+	 * RelayServer and RendezvousServer are "host:port" (usually the same tsunagi-relay);
+	 * Token is a tsunagi1. token from your backend. With a rendezvous server,
+	 * StartEndpoint registers there (blocking up to about 10 s) and ConnectPeer works.
+	 */
+	UFUNCTION(BlueprintCallable, Category = "Tsunagi")
+	void SetRelay(const FString& RelayServer, const FString& Token, const FString& RendezvousServer);
+
 	/** Closes every session and destroys the endpoint. */
 	UFUNCTION(BlueprintCallable, Category = "Tsunagi")
 	void StopEndpoint();
@@ -57,6 +66,26 @@ public:
 	/** Starts connecting; OnConnected or OnConnectFailed follows. */
 	UFUNCTION(BlueprintCallable, Category = "Tsunagi")
 	bool Connect(const FString& PeerId, const FString& Addresses, FString& OutError);
+
+	/** Connects by peer id through the rendezvous server (see SetRelay); OnConnected or OnConnectFailed follows. */
+	UFUNCTION(BlueprintCallable, Category = "Tsunagi")
+	bool ConnectPeer(const FString& PeerId, FString& OutError);
+
+	/**
+	 * An offer to PeerId for your lobby or server to carry (binary, at most
+	 * TSUNAGI_SIGNAL_MAX_SIZE bytes). Blocks up to about 3 s while a relay allocation is
+	 * still being made. Pass the answer that comes back to ApplySignal.
+	 */
+	UFUNCTION(BlueprintCallable, Category = "Tsunagi")
+	bool CreateOffer(const FString& PeerId, TArray<uint8>& OutOffer, FString& OutError);
+
+	/**
+	 * Applies a blob from the other player. For an offer, OutAnswer is the answer to send
+	 * back; for an answer, OutAnswer is empty and connecting starts (OnConnected or
+	 * OnConnectFailed follows).
+	 */
+	UFUNCTION(BlueprintCallable, Category = "Tsunagi")
+	bool ApplySignal(const TArray<uint8>& Blob, TArray<uint8>& OutAnswer, FString& OutError);
 
 	/** Reliable, ordered per channel. */
 	UFUNCTION(BlueprintCallable, Category = "Tsunagi")
@@ -86,6 +115,9 @@ public:
 	virtual ETickableTickType GetTickableTickType() const override { return ETickableTickType::Conditional; }
 
 private:
+	FString RelayServer;
+	FString RelayToken;
+	FString RendezvousServer;
 	tsunagi::Endpoint Endpoint;
 	tsunagi::Event Event;
 };

@@ -1,0 +1,491 @@
+//! Keepalives and recovery for `tsunagi peer` on real kernel NATs (issue 6,
+//! items 4 and 5): tsunagi-relay (rendezvous + TURN) in the lab's server
+//! namespace, `tsunagi peer listen` and `connect` in site hosts behind
+//! port-restricted NATs.
+//!
+//! - An idle session through NATs whose UDP session timers are 10 s stays up
+//!   for 3 minutes and is still direct at the end (the only long test; the
+//!   others run beside it).
+//! - An idle listener behind such a NAT stays reachable through the server
+//!   with keepalives sized to the timer, is found again behind a symmetric NAT
+//!   with default keepalives (the expired mapping is noticed, the relay
+//!   allocated and the registration renewed), and is lost without keepalives.
+//! - A conntrack flush on one router mid-session (same ports afterwards, or
+//!   new ones: a rebinding), and a direct path that dies for 6 s (relay
+//!   meanwhile, direct again after), lose no message; the test prints the
+//!   longest echo gaps.
+//!
+//! Needs root; prints `SKIPPED(not root)` otherwise.
+
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use natlab::netns::run_with_timeout;
+use natlab::{Knobs, Lab, Nat, SERVER_V4, Site, SiteKind, Topology};
+use serde_json::Value;
+use tsunagi::relay::rest_credentials;
+use tsunagi_relay::TurnConfig;
+use tsunagi_relay::udp::{Options, Running, start};
+
+const SECRET: &str = "keepalive-secret";
+/// The NAT session timer of the sites under test (unreplied and stream).
+const TIMER: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+struct Relay(Option<Running>);
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(r) = self.0.take() {
+            r.shutdown(Duration::from_secs(1));
+        }
+    }
+}
+
+/// Kills a child however the test ends.
+struct Reap(Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn short_timer_site(name: &str) -> Site {
+    Site::new(name, SiteKind::Nat(Nat::port_restricted())).knobs(Knobs {
+        udp_timeout: Some((TIMER, TIMER)),
+        ..Knobs::default()
+    })
+}
+
+/// Builds the lab and starts tsunagi-relay in its server namespace.
+fn lab(sites: Vec<Site>) -> (Lab, SocketAddr) {
+    let mut lab = Lab::build(sites.into_iter().fold(Topology::new(), Topology::site))
+        .expect("building the lab");
+    let server = SocketAddr::new(SERVER_V4[0].into(), 3478);
+    let ns = lab.server().unwrap().ns.clone();
+    let running = ns
+        .run(move || {
+            start(&Options {
+                listen: vec![server],
+                threads: 1,
+                turn: Some(TurnConfig {
+                    auth_secrets: vec![SECRET.to_owned()],
+                    relay_ips: vec![SERVER_V4[0].into()],
+                    relay_ports: None,
+                    allowed_peers: vec![
+                        "198.18.0.0/15".parse().unwrap(),
+                        "2001:db8::/32".parse().unwrap(),
+                    ],
+                    max_bytes_per_sec: 0,
+                    ..TurnConfig::default()
+                }),
+                ..Options::default()
+            })
+        })
+        .expect("entering the server namespace")
+        .expect("starting tsunagi-relay in the server namespace");
+    lab.keep(Box::new(Relay(Some(running))));
+    (lab, server)
+}
+
+fn token(name: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    rest_credentials(SECRET, name, Duration::from_secs(900), now).to_token()
+}
+
+fn peer_command(lab: &Lab, site: &str, server: SocketAddr, options: &[&str]) -> Command {
+    let bin = env!("CARGO_BIN_EXE_tsunagi");
+    let server = server.to_string();
+    let token = token(site);
+    let mut args = vec!["peer", "--server", &server, "--token", &token];
+    args.extend_from_slice(options);
+    lab.host(site).unwrap().ns.command(bin, args)
+}
+
+/// Starts `tsunagi peer [options] listen` in `site`; returns it and its peer id.
+fn listen(lab: &Lab, site: &str, server: SocketAddr, options: &[&str]) -> (Reap, String) {
+    let mut options = options.to_vec();
+    options.push("listen");
+    let mut cmd = peer_command(lab, site, server, &options);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = Reap(cmd.spawn().unwrap());
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        if let Some(Ok(line)) = BufReader::new(stdout).lines().next() {
+            let _ = tx.send(line);
+        }
+    });
+    let ready: Value = serde_json::from_str(
+        &rx.recv_timeout(Duration::from_secs(15))
+            .unwrap_or_else(|_| panic!("{site}: no ready line within 15 s")),
+    )
+    .unwrap();
+    (child, ready["peer_id"].as_str().unwrap().to_owned())
+}
+
+fn connect_args<'a>(peer_id: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["connect", peer_id];
+    args.extend_from_slice(more);
+    args
+}
+
+fn json_lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn an_idle_session_through_10s_nat_timers_stays_up_for_3_minutes() {
+    if !natlab::is_root() {
+        println!("SKIPPED(not root): the keepalive lab needs root for network namespaces");
+        return;
+    }
+    let started = Instant::now();
+    let (lab, server) = lab(vec![short_timer_site("ida"), short_timer_site("idb")]);
+    let (_listener, peer_id) = listen(&lab, "ida", server, &[]);
+    let args = connect_args(&peer_id, &["--idle-secs", "180", "--count", "10"]);
+    let mut cmd = peer_command(&lab, "idb", server, &args);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(260)).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "idb → ida after 180 s idle:\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let events = json_lines(&stdout);
+    let done = events.last().unwrap();
+    assert_eq!(done["event"], "done", "{stdout}");
+    assert_eq!(done["received"], 10, "{stdout}");
+    assert_eq!(
+        done["path"], "direct-ipv4",
+        "still direct after 3 idle minutes: {stdout}"
+    );
+    let changes = events.iter().filter(|e| e["event"] == "path").count();
+    println!(
+        "idle 180 s through {TIMER:?} NAT timers: 10/10 echoes, path {} ({changes} path changes), {:.0} s",
+        done["path"],
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn an_idle_listener_stays_reachable_only_with_keepalives() {
+    if !natlab::is_root() {
+        println!("SKIPPED(not root): the keepalive lab needs root for network namespaces");
+        return;
+    }
+    let started = Instant::now();
+    let (lab, server) = lab(vec![
+        short_timer_site("kon"),
+        short_timer_site("koff"),
+        Site::new("ksym", SiteKind::Nat(Nat::symmetric())).knobs(Knobs {
+            udp_timeout: Some((TIMER, TIMER)),
+            ..Knobs::default()
+        }),
+        Site::new("kc", SiteKind::Nat(Nat::port_restricted())),
+    ]);
+    let (_on, on_id) = listen(&lab, "kon", server, &["--nat-timer", "10"]);
+    let (_off, off_id) = listen(&lab, "koff", server, &["--no-keepalive"]);
+    // Default keepalives (15 s) behind a symmetric NAT: the mapping expires
+    // after 10 s, the first keepalive comes back from a new port, and the
+    // listener must notice, shorten its keepalives, register again and
+    // allocate again before anyone can reach it.
+    let sym_log = lab.workdir().join("ksym-listener.log");
+    let (_sym, sym_id) = {
+        let mut cmd = peer_command(&lab, "ksym", server, &["listen"]);
+        cmd.env("RUST_LOG", "tsunagi=info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&sym_log).unwrap());
+        let mut child = Reap(cmd.spawn().unwrap());
+        let stdout = child.0.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            if let Some(Ok(line)) = BufReader::new(stdout).lines().next() {
+                let _ = tx.send(line);
+            }
+        });
+        let ready: Value = serde_json::from_str(
+            &rx.recv_timeout(Duration::from_secs(15))
+                .expect("ksym: no ready line within 15 s"),
+        )
+        .unwrap();
+        (child, ready["peer_id"].as_str().unwrap().to_owned())
+    };
+    // The idle gap is what is under test: 2.5 session timers with no traffic
+    // of the application's toward the server.
+    std::thread::sleep(TIMER * 5 / 2);
+
+    let args = connect_args(&on_id, &["--count", "3"]);
+    let mut cmd = peer_command(&lab, "kc", server, &args);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(40)).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "the listener with keepalives every 4 s was not reachable after idling:\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let args = connect_args(&sym_id, &["--count", "3"]);
+    let mut cmd = peer_command(&lab, "kc", server, &args);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(40)).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let log = std::fs::read_to_string(&sym_log).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "the listener behind a symmetric NAT was not found again after its mapping expired:\nstdout:\n{stdout}\nstderr:\n{}\nlistener log:\n{log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        log.contains("mapping toward the server changed") && log.contains("keepalives shortened"),
+        "the listener should have seen its mapping change: {log}"
+    );
+
+    for line in log.lines().filter(|l| {
+        [
+            "changed",
+            "shortened",
+            "registering again",
+            "TURN allocation",
+        ]
+        .iter()
+        .any(|k| l.contains(k))
+    }) {
+        println!("ksym listener: {line}");
+    }
+
+    let args = connect_args(&off_id, &["--count", "3"]);
+    let mut cmd = peer_command(&lab, "kc", server, &args);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(40)).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "the listener without keepalives was still reachable: its NAT mapping toward the server should have expired after {TIMER:?}\nstdout:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr.contains("did not answer"),
+        "expected the offer to go unanswered: {stderr}"
+    );
+    println!(
+        "idle listener, {:?} idle behind a {TIMER:?} NAT timer: with keepalives sized to it reachable; with default keepalives behind a symmetric NAT found again (new mapping seen, keepalives shortened); without keepalives unreachable ({:.0} s)",
+        TIMER * 5 / 2,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// What happens to a router mid-session.
+#[derive(Debug, Clone, Copy)]
+enum Disruption<'a> {
+    /// `conntrack -F` on this site's router: it forgets every mapping.
+    Flush(&'a str),
+    /// This site's router drops everything between its host and the other
+    /// site's public address for a while: the direct path dies, the relay
+    /// still works.
+    Block(&'a str, Duration),
+}
+
+/// What one disrupted run saw.
+struct Disrupted {
+    /// What was done (conntrack entries flushed, or the block).
+    what: String,
+    /// The path events the connector printed after the disruption.
+    paths_after: Vec<String>,
+    path: String,
+    max_rtt_ms: f64,
+    max_silence: Duration,
+}
+
+/// `connector` sends 60 messages 100 ms apart to `listener`; after the fifth
+/// echo, `disruption` happens.
+fn disrupted_run(
+    lab: &Lab,
+    server: SocketAddr,
+    listener: &str,
+    connector: &str,
+    disruption: Disruption<'_>,
+) -> Disrupted {
+    let (_listener, peer_id) = listen(lab, listener, server, &[]);
+    let args = connect_args(&peer_id, &["--count", "60", "--interval-ms", "100"]);
+    let mut cmd = peer_command(lab, connector, server, &args);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = Reap(cmd.spawn().unwrap());
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut lines: Vec<(Instant, Value)> = Vec::new();
+    let mut disrupted: Option<(Instant, String)> = None;
+    let mut unblock_at: Option<(Instant, natlab::netns::Netns)> = None;
+    loop {
+        let now = Instant::now();
+        if let Some((at, ns)) = &unblock_at
+            && *at <= now
+        {
+            ns.nft("delete table inet tsunagiblock")
+                .expect("removing the block");
+            unblock_at = None;
+        }
+        let wait = deadline
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(100));
+        if now >= deadline {
+            break;
+        }
+        let Ok((at, line)) = rx.recv_timeout(wait) else {
+            continue;
+        };
+        let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let is_done = value["event"] == "done";
+        lines.push((at, value));
+        let echoes = lines.iter().filter(|(_, v)| v["event"] == "echo").count();
+        if disrupted.is_none() && echoes >= 5 {
+            let what = match disruption {
+                Disruption::Flush(site) => {
+                    let router = lab.site(site).unwrap().edge_router.clone();
+                    let ns = &lab.node(&router).unwrap().ns;
+                    let count = ns.exec("conntrack", ["-C"]).expect("conntrack -C");
+                    let entries = String::from_utf8_lossy(&count.stdout).trim().to_owned();
+                    let out = ns
+                        .exec("conntrack", ["-F"])
+                        .expect("conntrack -F in the router");
+                    assert!(out.status.success(), "{out:?}");
+                    format!("conntrack -F on {site}'s router ({entries} entries)")
+                }
+                Disruption::Block(site, period) => {
+                    let router = lab.site(site).unwrap().edge_router.clone();
+                    let other = if site == listener {
+                        connector
+                    } else {
+                        listener
+                    };
+                    let other_ip = lab.site(other).unwrap().public_v4.unwrap();
+                    let ns = lab.node(&router).unwrap().ns.clone();
+                    ns.nft(&format!(
+                        "table inet tsunagiblock {{\n  chain forward {{\n    type filter hook forward priority -10; policy accept;\n    ip saddr {other_ip} drop\n    ip daddr {other_ip} drop\n  }}\n}}\n"
+                    ))
+                    .expect("blocking the direct path");
+                    unblock_at = Some((Instant::now() + period, ns));
+                    format!("{site}'s router drops {other}'s address for {period:?}")
+                }
+            };
+            disrupted = Some((Instant::now(), what));
+        }
+        if is_done {
+            break;
+        }
+    }
+    if let Some((_, ns)) = unblock_at {
+        let _ = ns.nft("delete table inet tsunagiblock");
+    }
+    let status = child.0.wait().unwrap();
+    let mut stderr = String::new();
+    if let Some(mut e) = child.0.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    let text: Vec<String> = lines.iter().map(|(_, v)| v.to_string()).collect();
+    let (disrupted_at, what) = disrupted.expect("no 5 echoes before the disruption");
+    assert!(
+        status.success(),
+        "{connector} → {listener}: messages were lost across `{what}`:\n{}\nstderr:\n{stderr}",
+        text.join("\n")
+    );
+    let done = &lines.last().unwrap().1;
+    assert_eq!(done["received"], 60, "{}", text.join("\n"));
+    // The gap: the longest round trip of a message sent around the
+    // disruption, and the longest silence between echoes.
+    let max_rtt_ms = lines
+        .iter()
+        .filter(|(at, v)| v["event"] == "echo" && *at >= disrupted_at)
+        .filter_map(|(_, v)| v["rtt_ms"].as_f64())
+        .fold(0.0, f64::max);
+    let echo_times: Vec<Instant> = lines
+        .iter()
+        .filter(|(_, v)| v["event"] == "echo")
+        .map(|(at, _)| *at)
+        .collect();
+    let max_silence = echo_times
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]))
+        .max()
+        .unwrap_or_default();
+    let paths_after = lines
+        .iter()
+        .filter(|(at, v)| v["event"] == "path" && *at >= disrupted_at)
+        .map(|(_, v)| v["path"].as_str().unwrap_or("?").to_owned())
+        .collect();
+    Disrupted {
+        what,
+        paths_after,
+        path: done["path"].as_str().unwrap_or("?").to_owned(),
+        max_rtt_ms,
+        max_silence,
+    }
+}
+
+#[test]
+fn a_conntrack_flush_or_a_dead_direct_path_mid_session_loses_no_message() {
+    if !natlab::is_root() {
+        println!("SKIPPED(not root): the keepalive lab needs root for network namespaces");
+        return;
+    }
+    let started = Instant::now();
+    let (lab, server) = lab(vec![
+        Site::new("fla", SiteKind::Nat(Nat::port_restricted())),
+        Site::new("flb", SiteKind::Nat(Nat::port_restricted())),
+        Site::new("flc", SiteKind::Nat(Nat::full_cone())),
+        Site::new("fld", SiteKind::Nat(Nat::symmetric())),
+    ]);
+    // Port-preserving NAT: the mappings come back with the same ports.
+    let same = disrupted_run(&lab, server, "fla", "flb", Disruption::Flush("fla"));
+    // Symmetric NAT: new random ports, i.e. the connector's address changes
+    // (a rebinding toward the peer and toward the relay).
+    let rebound = disrupted_run(&lab, server, "flc", "fld", Disruption::Flush("fld"));
+    // The direct path dies for 6 s: over the relay meanwhile, then direct again.
+    let block = Duration::from_secs(6);
+    let fallback = disrupted_run(&lab, server, "fla", "flb", Disruption::Block("fla", block));
+    println!(
+        "| disruption | path changes after it | path at the end | longest echo rtt after it | longest gap between echoes (100 ms pacing) |"
+    );
+    println!("|---|---|---|---|---|");
+    for r in [&same, &rebound, &fallback] {
+        println!(
+            "| {} | {} | {} | {:.0} ms | {} ms |",
+            r.what,
+            r.paths_after.join(" → "),
+            r.path,
+            r.max_rtt_ms,
+            r.max_silence.as_millis()
+        );
+    }
+    println!("({:.0} s)", started.elapsed().as_secs_f64());
+    assert_eq!(same.path, "direct-ipv4", "back on the direct path");
+    assert_eq!(
+        rebound.path, "direct-ipv4",
+        "direct again after the rebinding"
+    );
+    assert_eq!(
+        fallback.paths_after,
+        ["relay", "direct-ipv4"],
+        "relay while the direct path is dead, then direct again"
+    );
+}
