@@ -153,6 +153,29 @@ impl Netns {
         })?
     }
 
+    /// Gives programs run with [`Netns::command`] (`ip netns exec`) `nameserver`
+    /// as their resolver: `ip netns exec` mounts `/etc/netns/<name>/resolv.conf`
+    /// over `/etc/resolv.conf`. Removed by [`Netns::delete`].
+    pub fn set_resolver(&self, nameserver: std::net::IpAddr) -> Result<(), Error> {
+        let dir = self.etc_dir();
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| {
+                std::fs::write(
+                    dir.join("resolv.conf"),
+                    format!("nameserver {nameserver}\n"),
+                )
+            })
+            .map_err(|e| Error::Netns {
+                name: self.name.clone(),
+                reason: format!("cannot write {}/resolv.conf: {e}", dir.display()),
+            })
+    }
+
+    /// The per-namespace configuration directory `ip netns exec` reads.
+    fn etc_dir(&self) -> PathBuf {
+        PathBuf::from("/etc/netns").join(&self.name)
+    }
+
     /// Kills every process still inside the namespace, then deletes it.
     /// Errors are logged, not returned: teardown must go on.
     pub fn delete(&self) {
@@ -169,6 +192,12 @@ impl Netns {
         }
         if let Err(e) = run_checked(Command::new("ip").args(["netns", "del", &self.name])) {
             tracing::warn!(netns = %self.name, error = %e, "could not delete namespace");
+        }
+        let etc = self.etc_dir();
+        if etc.exists()
+            && let Err(e) = std::fs::remove_dir_all(&etc)
+        {
+            tracing::warn!(netns = %self.name, error = %e, "could not remove {}", etc.display());
         }
     }
 }

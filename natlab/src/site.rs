@@ -268,6 +268,12 @@ pub(crate) fn build_site(lab: &mut Lab, site: &Site, i: u8) -> Result<SiteInfo, 
             }
             if site.kind == SiteKind::Nat64 {
                 nat64::start(lab, &router_name, i)?;
+                // What RA/DHCPv6 would hand out: the router's DNS64 as the resolver.
+                for name in &host_names {
+                    lab.node(name)?
+                        .ns
+                        .set_resolver(crate::dns64::router_lan_v6(i).into())?;
+                }
                 apply_nat(&r, &Nat::port_restricted(), site)?;
             } else {
                 public_v4 = None;

@@ -5,7 +5,9 @@
 //! message. `connect PEER_ID` dials through the same server and prints JSON lines:
 //! `connected` (path, connect time), `path` on every change, one `echo` per
 //! message with its round-trip time, and `done` with the counts. Its exit status
-//! is 0 only if every message came back.
+//! is 0 only if every message came back. With `--datagrams N` it also sends N
+//! unreliable messages (QUIC datagrams), which the listener echoes the same way;
+//! `done` then counts them too (`datagrams_sent`, `datagrams_received`).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -18,6 +20,10 @@ use tsunagi::session::{Endpoint, Event, Events, Identity, PathKind, PeerId, Sess
 const CHANNEL: u16 = 1;
 /// How long one echo may take before the message counts as lost.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one datagram's echo may take before it counts as lost.
+const DATAGRAM_TIMEOUT: Duration = Duration::from_secs(2);
+/// First byte of a datagram payload, so its echo cannot be mistaken for another's.
+const DATAGRAM_TAG: u8 = b'D';
 
 /// Arguments of `tsunagi peer`.
 #[derive(Debug, clap::Args)]
@@ -63,6 +69,11 @@ enum Mode {
         /// (tests that keepalives hold NAT mappings open).
         #[arg(long, default_value_t = 0)]
         idle_secs: u64,
+        /// Also send this many unreliable messages (datagrams), one at a time,
+        /// after the reliable ones. Datagrams may be lost on real networks, so
+        /// the exit status only requires that at least one came back.
+        #[arg(long, default_value_t = 0)]
+        datagrams: u32,
         /// Wait this many milliseconds after each echo before the next message.
         #[arg(long, default_value_t = 0)]
         interval_ms: u64,
@@ -127,6 +138,7 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
                 peer_id,
                 count,
                 idle_secs,
+                datagrams,
                 interval_ms,
             } => {
                 let peer: PeerId = peer_id.parse().with_context(|| {
@@ -135,6 +147,7 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
                 let plan = Plan {
                     count: *count,
                     idle: Duration::from_secs(*idle_secs),
+                    datagrams: *datagrams,
                     interval: Duration::from_millis(*interval_ms),
                 };
                 connect(&endpoint, events, server, &args.token, peer, plan).await
@@ -162,6 +175,11 @@ async fn listen(
                     eprintln!("echo to {} failed: {e}", peer.short());
                 }
             }
+            Event::Datagram { peer, bytes } => {
+                if let Err(e) = endpoint.send_datagram(peer, bytes) {
+                    eprintln!("datagram echo to {} failed: {e}", peer.short());
+                }
+            }
             Event::Connected { peer, path, .. } => {
                 eprintln!("{} connected over {}", peer.short(), path_name(path));
             }
@@ -182,6 +200,7 @@ async fn listen(
 struct Plan {
     count: u32,
     idle: Duration,
+    datagrams: u32,
     interval: Duration,
 }
 
@@ -205,7 +224,7 @@ async fn connect(
     let idle_end = tokio::time::Instant::now() + plan.idle;
     loop {
         match tokio::time::timeout_at(idle_end, events.recv()).await {
-            Ok(Some(event)) => note_path(&event, &mut path),
+            Ok(Some(event)) => note_path(&event, &mut path, start),
             Ok(None) => bail!("the endpoint closed while idle"),
             Err(_) => break,
         }
@@ -215,7 +234,7 @@ async fn connect(
         if n > 0 && !plan.interval.is_zero() {
             let pause_end = tokio::time::Instant::now() + plan.interval;
             while let Ok(Some(event)) = tokio::time::timeout_at(pause_end, events.recv()).await {
-                note_path(&event, &mut path);
+                note_path(&event, &mut path, start);
             }
         }
         let sent_at = Instant::now();
@@ -233,7 +252,7 @@ async fn connect(
                     emit(&json!({"event": "echo", "rtt_ms": (rtt * 1000.0).round() / 1000.0}));
                     break;
                 }
-                Ok(Some(event)) => note_path(&event, &mut path),
+                Ok(Some(event)) => note_path(&event, &mut path, start),
                 Ok(None) => bail!("the endpoint closed while waiting for an echo"),
                 Err(_) => {
                     eprintln!("message {n}: no echo within {ECHO_TIMEOUT:?}");
@@ -242,12 +261,18 @@ async fn connect(
             }
         }
     }
-    emit(&json!({
+    let datagrams_received = datagrams(endpoint, &mut events, peer, plan, &mut path, start).await?;
+    let mut done = json!({
         "event": "done",
         "sent": plan.count,
         "received": received,
         "path": path_name(path),
-    }));
+    });
+    if plan.datagrams > 0 {
+        done["datagrams_sent"] = plan.datagrams.into();
+        done["datagrams_received"] = datagrams_received.into();
+    }
+    emit(&done);
     endpoint.close().await;
     if received != plan.count {
         bail!(
@@ -256,15 +281,62 @@ async fn connect(
             plan.count
         );
     }
+    if plan.datagrams > 0 && datagrams_received == 0 {
+        bail!(
+            "none of {} datagrams came back: the session carries reliable messages but not unreliable ones",
+            plan.datagrams
+        );
+    }
     Ok(())
 }
 
-/// Reports a path change (and a disconnect) while waiting.
-fn note_path(event: &Event, path: &mut PathKind) {
+/// Sends the plan's datagrams one at a time and counts the echoes.
+async fn datagrams(
+    endpoint: &Endpoint,
+    events: &mut Events,
+    peer: PeerId,
+    plan: Plan,
+    path: &mut PathKind,
+    start: Instant,
+) -> anyhow::Result<u32> {
+    let mut received = 0u32;
+    for n in 0..plan.datagrams {
+        let mut payload = vec![DATAGRAM_TAG];
+        payload.extend_from_slice(&n.to_be_bytes());
+        if let Err(e) = endpoint.send_datagram(peer, payload.clone()) {
+            eprintln!("datagram {n} not sent: {e}");
+            continue;
+        }
+        let deadline = tokio::time::Instant::now() + DATAGRAM_TIMEOUT;
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(Event::Datagram { bytes, .. })) if bytes[..] == payload[..] => {
+                    received += 1;
+                    break;
+                }
+                Ok(Some(event)) => note_path(&event, path, start),
+                Ok(None) => bail!("the endpoint closed while waiting for a datagram echo"),
+                Err(_) => {
+                    eprintln!("datagram {n}: no echo within {DATAGRAM_TIMEOUT:?}");
+                    break;
+                }
+            }
+        }
+    }
+    Ok(received)
+}
+
+/// Reports a path change (with the time since `connect` started) and a
+/// disconnect while waiting.
+fn note_path(event: &Event, path: &mut PathKind, start: Instant) {
     match event {
         Event::PathChanged { path: new, .. } => {
             *path = *new;
-            emit(&json!({"event": "path", "path": path_name(*new)}));
+            emit(&json!({
+                "event": "path",
+                "path": path_name(*new),
+                "after_ms": start.elapsed().as_millis(),
+            }));
         }
         Event::Disconnected { reason, .. } => eprintln!("disconnected: {reason}"),
         _ => {}

@@ -12,6 +12,7 @@ mod labels;
 mod lifetime;
 pub mod nat64;
 pub mod portmap;
+pub mod portmap_udp;
 mod probe;
 mod report;
 #[cfg(test)]

@@ -234,7 +234,7 @@ pub fn parse_pcp(resp: &[u8]) -> Option<PcpAnswer> {
 
 /// Sends `request` on the connected `sock` every quarter of `timeout` until `accept`
 /// takes an answer; `None` on silence or an ICMP error (nothing listens).
-fn exchange<T>(
+pub(crate) fn exchange<T>(
     sock: &UdpSocket,
     request: &[u8],
     timeout: Duration,

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::sync::RwLock;
 
 use sha2::{Digest, Sha256};
 
@@ -82,12 +83,46 @@ pub fn is_virtual(addr: SocketAddr) -> bool {
     }
 }
 
+/// The well-known NAT64 prefix 64:ff9b::/96 (RFC 6052 §2.1).
+const WELL_KNOWN_NAT64: (Ipv6Addr, u8) = (Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96);
+
+/// NAT64 prefixes learnt on this host's networks (RFC 7050), besides the
+/// well-known one. Process-wide: a prefix belongs to the network, not to an
+/// endpoint.
+static NAT64_PREFIXES: RwLock<Vec<(Ipv6Addr, u8)>> = RwLock::new(Vec::new());
+
+/// Records a NAT64 prefix (`addr/length`): paths to addresses inside it are
+/// IPv4 behind the NAT64, so they rank and report as [`PathKind::DirectV4`].
+pub fn add_nat64_prefix(addr: Ipv6Addr, length: u8) {
+    let mut known = NAT64_PREFIXES.write().unwrap_or_else(|e| e.into_inner());
+    if !known.contains(&(addr, length)) {
+        known.push((addr, length));
+    }
+}
+
+/// Whether `ip` lies in a NAT64 prefix (the well-known one or a learnt one).
+pub fn is_nat64(ip: &Ipv6Addr) -> bool {
+    let inside = |&(prefix, length): &(Ipv6Addr, u8)| {
+        let mask = u128::MAX
+            .checked_shl(128 - u32::from(length.min(128)))
+            .unwrap_or(0);
+        u128::from(*ip) & mask == u128::from(prefix) & mask && length > 0
+    };
+    inside(&WELL_KNOWN_NAT64)
+        || NAT64_PREFIXES
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(inside)
+}
+
 /// What kind of path a datagram takes, best first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PathKind {
     /// Straight to the peer over IPv6 (no NAT, at most a firewall).
     DirectV6,
-    /// Straight to the peer over IPv4 (through NATs, if any).
+    /// Straight to the peer over IPv4 (through NATs, if any; also IPv6 to a
+    /// NAT64 address, which is IPv4 on the other side of the translator).
     DirectV4,
     /// Through a TURN relay (ours or the peer's).
     Relay,
@@ -127,7 +162,9 @@ impl PathAddr {
     /// The path's kind, which decides its rank.
     pub fn kind(&self) -> PathKind {
         match self {
-            PathAddr::Direct(SocketAddr::V6(a)) if a.ip().to_ipv4_mapped().is_none() => {
+            PathAddr::Direct(SocketAddr::V6(a))
+                if a.ip().to_ipv4_mapped().is_none() && !is_nat64(a.ip()) =>
+            {
                 PathKind::DirectV6
             }
             PathAddr::Direct(_) => PathKind::DirectV4,
@@ -200,6 +237,18 @@ mod tests {
         assert_eq!(mapped.via(), v4.via());
         assert!(PathKind::DirectV6 < PathKind::DirectV4 && PathKind::DirectV4 < PathKind::Relay);
         assert_eq!(relay.kind(), PathKind::Relay);
+    }
+
+    #[test]
+    fn nat64_addresses_are_ipv4_paths() {
+        let well_known = PathAddr::Direct("[64:ff9b::c000:201]:5000".parse().unwrap());
+        assert_eq!(well_known.kind(), PathKind::DirectV4);
+        let learnt = PathAddr::Direct("[2001:db8:4647::c612:a]:5000".parse().unwrap());
+        assert_eq!(learnt.kind(), PathKind::DirectV6);
+        add_nat64_prefix("2001:db8:4647::".parse().unwrap(), 96);
+        assert_eq!(learnt.kind(), PathKind::DirectV4);
+        let outside = PathAddr::Direct("[2001:db8:4647:1::c612:a]:5000".parse().unwrap());
+        assert_eq!(outside.kind(), PathKind::DirectV6);
     }
 
     #[test]

@@ -265,7 +265,10 @@ impl PathCore {
         let cid = short_header_cid(datagram);
         let peer = match self.by_via.get(&via) {
             Some(&peer) => peer,
-            None => self.discover(now, via, datagram, cid)?,
+            None => {
+                let known = cid.or_else(|| long_header_cids(datagram).map(|(d, _)| d));
+                self.discover(now, via, datagram, known)?
+            }
         };
         let entry = self.peers.get_mut(&peer)?;
         if let Some(i) = entry.path_index(&via)
@@ -275,19 +278,42 @@ impl PathCore {
             p.packets_received += 1;
             p.bytes_received += datagram.len() as u64;
         }
-        if let Some(cid) = cid
-            && entry.cids.front() != Some(&cid)
-        {
-            entry.cids.retain(|c| *c != cid);
-            entry.cids.push_front(cid);
-            if entry.cids.len() > CIDS_PER_PEER
-                && let Some(old) = entry.cids.pop_back()
-            {
-                self.by_cid.remove(&old);
-            }
-            self.by_cid.insert(cid, peer);
+        if let Some(cid) = cid {
+            self.remember_cid(peer, cid);
         }
         Some(peer)
+    }
+
+    /// Records that connection ID `cid` belongs to `peer` (at most
+    /// [`CIDS_PER_PEER`] per peer, newest first).
+    fn remember_cid(&mut self, peer: SocketAddr, cid: Cid) {
+        let Some(entry) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if entry.cids.front() == Some(&cid) {
+            return;
+        }
+        entry.cids.retain(|c| *c != cid);
+        entry.cids.push_front(cid);
+        if entry.cids.len() > CIDS_PER_PEER
+            && let Some(old) = entry.cids.pop_back()
+        {
+            self.by_cid.remove(&old);
+        }
+        self.by_cid.insert(cid, peer);
+    }
+
+    /// QUIC is sending `datagram` to `destination`: a long-header packet names
+    /// our source connection ID, which the peer's handshake replies carry as
+    /// their destination ID. Remembered, a reply that arrives by a path we do
+    /// not know yet (the peer's ICE proved it first) is that peer on a new
+    /// path, not a new inbound peer.
+    pub fn note_sent(&mut self, destination: SocketAddr, datagram: &[u8]) {
+        if let Some(scid) = long_header_cids(datagram).map(|(_, s)| s)
+            && self.peers.contains_key(&destination)
+        {
+            self.remember_cid(destination, scid);
+        }
     }
 
     fn discover(
@@ -511,6 +537,19 @@ impl PathCore {
     pub fn poll_event(&mut self) -> Option<PathEvent> {
         self.events.pop_front()
     }
+}
+
+/// The destination and source connection IDs of a QUIC long-header packet,
+/// when both have our length (RFC 9000 §17.2).
+fn long_header_cids(datagram: &[u8]) -> Option<(Cid, Cid)> {
+    if datagram.first()? & 0x80 == 0 {
+        return None;
+    }
+    let dlen = usize::from(*datagram.get(5)?);
+    let dcid: Cid = datagram.get(6..6 + dlen)?.try_into().ok()?;
+    let slen = usize::from(*datagram.get(6 + dlen)?);
+    let scid: Cid = datagram.get(7 + dlen..7 + dlen + slen)?.try_into().ok()?;
+    Some((dcid, scid))
 }
 
 /// The destination connection ID of a QUIC short-header packet.

@@ -49,7 +49,8 @@ mod socket;
 mod table;
 
 pub use addr::{
-    PathAddr, PathKind, PeerKey, VIRTUAL_PORT, Via, canonical, is_virtual, virtual_addr,
+    PathAddr, PathKind, PeerKey, VIRTUAL_PORT, Via, add_nat64_prefix, canonical, is_nat64,
+    is_virtual, virtual_addr,
 };
 pub use core::{CoreTransmit, PathCore, SendRoute};
 pub use driver::ReceivedStun;

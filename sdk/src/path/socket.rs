@@ -158,11 +158,15 @@ impl AsyncUdpSocket for PathSocket {
         // The route is chosen (and counted) under the state lock; the send
         // itself, a syscall, happens after it is released, so quinn's receive
         // task never waits behind a send.
-        let route =
-            self.shared
-                .lock()
+        let route = {
+            let mut shared = self.shared.lock();
+            shared
                 .core
-                .route(transmit.destination, transmit.contents.len(), segments);
+                .note_sent(transmit.destination, transmit.contents);
+            shared
+                .core
+                .route(transmit.destination, transmit.contents.len(), segments)
+        };
         match route {
             SendRoute::Path(via) => self.send_one(via, transmit),
             SendRoute::NotVirtual(to) => self.send_one(Via::Socket(to), transmit),

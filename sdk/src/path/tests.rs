@@ -625,3 +625,35 @@ fn the_simulation_is_deterministic() {
     };
     assert_eq!(trace(9), trace(9));
 }
+
+/// A QUIC Initial (long header) with these connection IDs.
+fn initial(dcid: [u8; 8], scid: [u8; 8]) -> Vec<u8> {
+    let mut p = vec![0xC0, 0, 0, 0, 1, 8];
+    p.extend_from_slice(&dcid);
+    p.push(8);
+    p.extend_from_slice(&scid);
+    p.resize(1200, 0);
+    p
+}
+
+#[test]
+fn a_handshake_reply_by_an_unknown_path_is_the_peer_we_dialled() {
+    // We dial a peer (over the relay, say); its ICE proves a direct path first
+    // and its handshake reply arrives from there. The reply carries our source
+    // connection ID: it is that peer on a new path, not a new inbound peer.
+    let now = Instant::now();
+    let mut core = PathCore::new(PathConfig::default(), 1);
+    let peer = core.add_peer(&PeerKey([1; 32]));
+    core.note_sent(peer, &initial([5; 8], [9; 8]));
+    let from = Via::Socket(sa("[2001:db8:15::10]:58809"));
+    assert_eq!(
+        core.handle_quic(now, from, &initial([9; 8], [6; 8])),
+        Some(peer)
+    );
+    assert_eq!(core.peers().count(), 1);
+    // An Initial with an ID we never sent still opens an inbound peer.
+    let other = Via::Socket(sa("[2001:db8:16::10]:4000"));
+    let inbound = core.handle_quic(now, other, &initial([3; 8], [4; 8]));
+    assert!(inbound.is_some_and(|p| p != peer));
+    assert_eq!(core.peers().count(), 2);
+}

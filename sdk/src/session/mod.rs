@@ -32,6 +32,7 @@ mod event;
 mod eyeballs;
 mod framing;
 mod identity;
+mod nat64;
 mod nat_timer;
 mod peer;
 mod poll;

@@ -8,8 +8,14 @@
 //! layer hands rendezvous messages (STUN methods 0x0C0/0x0C1) to this module and
 //! the rest of the server's datagrams to the TURN client.
 //!
+//! On an IPv6-only network with NAT64, an IPv4 server is reached through its
+//! synthesized address and the peer's IPv4 candidates get synthesized twins
+//! (see `session::nat64`).
+//!
 //! Both sides run ICE ([`IceDriver`]): host candidates, the server-reflexive
-//! address the rendezvous server saw, and the relayed address. Paths come in this
+//! address the rendezvous server saw, the relayed address, and a port-mapped
+//! candidate when the router grants a PCP or NAT-PMP mapping of the shared
+//! socket's IPv4 port (asked in the background; trickled when it arrives). Paths come in this
 //! order: the relay path to the peer's relayed candidate at once (relay-first),
 //! then every direct path a check proves; the path layer moves the session to the
 //! best live one and reports [`super::Event::PathChanged`].
@@ -24,12 +30,20 @@ use tracing::debug;
 
 use super::signalling::{Applied, Local, Origin, Signalling, Trickle, random_u64};
 use super::{ConnectInfo, Endpoint, PeerId, SessionError};
+use crate::diag::portmap::PortmapOptions;
+use crate::diag::portmap_udp::map_udp;
+use crate::ice::host_addresses;
 use crate::path::{PathEvent, PathEvents, PathHandle, PeerKey, ReceivedStun, canonical};
 use crate::relay::{self, Credentials};
 use crate::signal::{self, Role, Signal};
 
 /// How long registration and the relay allocation may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// First wait for an answer before the offer is sent again (then doubling).
+const OFFER_RESEND: Duration = Duration::from_secs(1);
+/// How long a port mapping (PCP / NAT-PMP) is asked for; deleted when the
+/// endpoint goes.
+const PORT_MAPPING_LIFETIME: Duration = Duration::from_secs(3600);
 /// How long describing our NAT may take (three Binding requests; a server
 /// without RFC 5780 answers the first and the description ends there).
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -78,6 +92,10 @@ impl Endpoint {
     /// `tsunagi1.` token from the game backend, see `tsunagi token`), allocates
     /// a TURN relay there with the same token, and answers offers from then on.
     /// Fails if the server refuses the token or does not answer within 5 s.
+    ///
+    /// On an IPv6-only network with NAT64, an IPv4 `server` is reached through
+    /// its synthesized IPv6 address (the prefix comes from the DNS64 server,
+    /// RFC 7050); [`Rendezvous::server`] then returns that address.
     pub async fn listen_via(
         &self,
         server: SocketAddr,
@@ -111,6 +129,42 @@ impl Rendezvous {
                 "the token is not usable ({e}): pass the string `tsunagi token` or the game backend printed"
             ))
         })?;
+        let ipv6_only = !super::nat64::has_ipv4_route(match server {
+            SocketAddr::V4(a) => Some(*a.ip()),
+            SocketAddr::V6(_) => None,
+        });
+        let signalling = endpoint.shared().signalling();
+        let server = match server {
+            SocketAddr::V4(v4) if ipv6_only => {
+                let prefix = super::nat64::discover_prefix().await;
+                signalling.set_nat64(prefix);
+                match prefix {
+                    Some(prefix) => {
+                        let via = super::nat64::synthesize(prefix, v4);
+                        tracing::info!(%server, %via, "no IPv4 route: reaching the server through NAT64");
+                        via
+                    }
+                    None => {
+                        tracing::warn!(
+                            %server,
+                            "no IPv4 route to the server and no NAT64 prefix (RFC 7050): give the server's IPv6 address or a hostname"
+                        );
+                        server
+                    }
+                }
+            }
+            _ => server,
+        };
+        if ipv6_only && signalling.nat64().is_none() {
+            // An IPv6 server on an IPv6-only network: NAT64 may still reach IPv4 peers.
+            let weak = Arc::downgrade(&signalling);
+            tokio::spawn(async move {
+                let found = super::nat64::discover_prefix().await;
+                if let Some(signalling) = weak.upgrade() {
+                    signalling.set_nat64(found);
+                }
+            });
+        }
         let paths = endpoint.path_handle().clone();
         let received = paths.rendezvous_receiver();
         let path_events = paths.subscribe();
@@ -119,7 +173,7 @@ impl Rendezvous {
         // relay on the same address is kept alive too; this covers a failed
         // allocation).
         paths.keep_alive(server);
-        let signalling = endpoint.shared().signalling();
+        tokio::spawn(map_port(Arc::downgrade(&signalling), paths.clone(), server));
         let me = *endpoint.peer_id().public_key();
         let client = signal::Client::new(server, creds, me, now());
         let inner = Arc::new(Inner {
@@ -180,7 +234,8 @@ impl Rendezvous {
         }
     }
 
-    /// The rendezvous server.
+    /// The rendezvous server (its NAT64-synthesized address on an IPv6-only
+    /// network, see [`Endpoint::listen_via`]).
     pub fn server(&self) -> SocketAddr {
         self.inner.server
     }
@@ -213,15 +268,26 @@ impl Rendezvous {
         let offer = inner.signalling.signal(vaddr)?;
         inner.send(peer, &offer)?;
         let deadline = tokio::time::Instant::now() + timeout;
-        match inner.signalling.wait_answer(vaddr, deadline).await {
-            Ok(true) => {}
-            Err(f) => return Err(SessionError::Rendezvous(f)),
-            Ok(false) => {
-                return Err(SessionError::Rendezvous(format!(
-                    "{} did not answer through {} within {timeout:?}: is it running `listen` on the same server?",
-                    peer.short(),
-                    inner.server
-                )));
+        // The server forwards a signal once; a lost offer or answer is
+        // recovered by offering again (the peer answers every repeat).
+        let mut resend_after = OFFER_RESEND;
+        loop {
+            let resend_at = deadline.min(tokio::time::Instant::now() + resend_after);
+            match inner.signalling.wait_answer(vaddr, resend_at).await {
+                Ok(true) => break,
+                Err(f) => return Err(SessionError::Rendezvous(f)),
+                Ok(false) if tokio::time::Instant::now() < deadline => {
+                    debug!(peer = %peer.short(), "no answer yet: offering again");
+                    inner.send(peer, &inner.signalling.signal(vaddr)?)?;
+                    resend_after *= 2;
+                }
+                Ok(false) => {
+                    return Err(SessionError::Rendezvous(format!(
+                        "{} did not answer through {} within {timeout:?}: is it running `listen` on the same server?",
+                        peer.short(),
+                        inner.server
+                    )));
+                }
             }
         }
         let paths = inner.signalling.remote_paths(vaddr, deadline).await;
@@ -297,6 +363,22 @@ impl Inner {
                     debug!(peer = %peer.short(), error = %e, "answer not sent");
                 }
             }
+            // The offer again (our answer was lost) or a trickle update of it:
+            // answer again, with every candidate so far.
+            Ok(Applied::Update) if signal.role == Role::Offer => {
+                let vaddr = self
+                    .endpoint
+                    .path_handle()
+                    .add_peer(&PeerKey(*peer.public_key()));
+                match self.signalling.signal(vaddr) {
+                    Ok(answer) => {
+                        if let Err(e) = self.send(peer, &answer) {
+                            debug!(peer = %peer.short(), error = %e, "answer not sent again");
+                        }
+                    }
+                    Err(e) => debug!(peer = %peer.short(), error = %e, "no answer to send again"),
+                }
+            }
             Ok(_) => {}
             Err(e) => debug!(peer = %peer.short(), error = %e, "signal not applied"),
         }
@@ -322,6 +404,9 @@ impl Inner {
                     signal::Event::Registered { mapped } => {
                         if let Some(m) = mapped {
                             paths.observed_mapping(self.server, m);
+                            if self.signalling.nat64().is_some() && m.is_ipv4() {
+                                self.signalling.set_translated(m);
+                            }
                         }
                         state.mapped = mapped;
                         state.failure = None;
@@ -341,6 +426,42 @@ impl Inner {
             self.on_signal(from, &data);
         }
         deadline
+    }
+}
+
+/// Asks the router to forward the shared socket's IPv4 port (PCP, NAT-PMP)
+/// and hands the mapping to `signalling` (a candidate for every agent). Only
+/// from a private or shared (100.64/10) IPv4 address and toward a server that
+/// is not on this machine.
+async fn map_port(signalling: Weak<Signalling>, paths: PathHandle, server: SocketAddr) {
+    let Some(base) = host_addresses(paths.local_addrs())
+        .into_iter()
+        .find(|a| a.is_ipv4() && !a.ip().is_loopback())
+    else {
+        return;
+    };
+    // Nobody to ask: a server on this machine (tests, local play) means no NAT
+    // in between, and a public address means no NAT at all.
+    let behind_nat = match base.ip() {
+        std::net::IpAddr::V4(ip) => {
+            ip.is_private() || (ip.octets()[0] == 100 && ip.octets()[1] & 0xc0 == 64)
+        }
+        std::net::IpAddr::V6(_) => false,
+    };
+    if server.ip().is_loopback() || !behind_nat {
+        return;
+    }
+    let port = base.port();
+    let options = PortmapOptions::default();
+    let mapping =
+        tokio::task::spawn_blocking(move || map_udp(port, PORT_MAPPING_LIFETIME, &options)).await;
+    let Ok(Some(mapping)) = mapping else {
+        debug!(port, "no port mapping from the router (PCP, NAT-PMP)");
+        return;
+    };
+    match signalling.upgrade() {
+        Some(s) => s.set_port_mapping(mapping),
+        None => crate::diag::portmap_udp::unmap_udp(&mapping, Duration::from_millis(500)),
     }
 }
 

@@ -21,9 +21,11 @@ use tracing::debug;
 
 use super::endpoint::{Endpoint, Shared};
 use super::{PeerId, SessionError};
+use crate::diag::nat64::Nat64Prefix;
+use crate::diag::portmap_udp::{UdpMapping, unmap_udp};
 use crate::ice::{IceConfig, IceDriver, IceEvent, host_addresses};
 use crate::path::{PathAddr, PeerKey};
-use crate::signal::{CandidateKind, Role, Signal};
+use crate::signal::{Candidate, CandidateKind, Role, Signal};
 
 /// Our own addresses for a new agent, besides the host candidates.
 #[derive(Debug, Clone, Default)]
@@ -77,12 +79,36 @@ pub(crate) enum Applied {
     Crossed,
 }
 
+/// What the network lends every attempt of this endpoint: a router port
+/// mapping of the shared socket, and NAT64 on an IPv6-only network.
+#[derive(Default)]
+struct Network {
+    /// The port-mapped candidate (external, base) and what deletes it.
+    port_mapped: Option<(SocketAddr, SocketAddr, UdpMapping)>,
+    /// The NAT64 prefix: the peer's IPv4 candidates get synthesized twins.
+    nat64: Option<Nat64Prefix>,
+    /// Our IPv4 address as seen through the NAT64, signalled as is.
+    translated: Option<Candidate>,
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        if let Some((_, _, mapping)) = self.port_mapped.take() {
+            // Best effort and off the async runtime; unanswered, it expires.
+            let _ = std::thread::Builder::new()
+                .name("tsunagi-unmap".into())
+                .spawn(move || unmap_udp(&mapping, Duration::from_millis(500)));
+        }
+    }
+}
+
 /// The attempts of one endpoint.
 pub(crate) struct Signalling {
     shared: Weak<Shared>,
     me: [u8; 32],
     ice: IceDriver,
     attempts: Mutex<HashMap<SocketAddr, Attempt>>,
+    network: Mutex<Network>,
     /// Wakes waiters: an answer, a failure, a usable path.
     changed: Notify,
 }
@@ -110,6 +136,7 @@ impl Signalling {
             me: *shared.config.identity.peer_id().public_key(),
             ice: IceDriver::start(shared.paths.clone()),
             attempts: Mutex::new(HashMap::new()),
+            network: Mutex::new(Network::default()),
             changed: Notify::new(),
         });
         tokio::spawn(ice_events(Arc::downgrade(&signalling)));
@@ -128,6 +155,53 @@ impl Signalling {
 
     fn lock(&self) -> MutexGuard<'_, HashMap<SocketAddr, Attempt>> {
         self.attempts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn network(&self) -> MutexGuard<'_, Network> {
+        self.network.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A router port mapping of the shared socket: a port-mapped candidate
+    /// for every agent, present (trickled) and future. Deleted with `self`.
+    pub(crate) fn set_port_mapping(&self, mapping: UdpMapping) {
+        let external = SocketAddr::V4(mapping.external);
+        let base = SocketAddr::V4(mapping.internal);
+        debug!(%external, %base, protocol = ?mapping.protocol, "port-mapped candidate");
+        let old = self
+            .network()
+            .port_mapped
+            .replace((external, base, mapping));
+        if let Some((_, _, old)) = old {
+            // Off this task: the exchange blocks (briefly).
+            let _ = std::thread::Builder::new()
+                .name("tsunagi-unmap".into())
+                .spawn(move || unmap_udp(&old, Duration::from_millis(500)));
+        }
+        let peers: Vec<SocketAddr> = self.lock().keys().copied().collect();
+        for vaddr in peers {
+            let added = self
+                .ice
+                .with_agent(vaddr, |agent| agent.add_port_mapped(external, base));
+            if let Some(Err(e)) = added {
+                debug!(%external, error = %e, "port-mapped candidate not added");
+            }
+        }
+    }
+
+    /// The network's NAT64 prefix (see `session::nat64`).
+    pub(crate) fn set_nat64(&self, prefix: Option<Nat64Prefix>) {
+        self.network().nat64 = prefix;
+    }
+
+    /// The NAT64 prefix, if this host is on an IPv6-only network with NAT64.
+    pub(crate) fn nat64(&self) -> Option<Nat64Prefix> {
+        self.network().nat64
+    }
+
+    /// Our IPv4 address as a server saw it through the NAT64: signalled to
+    /// peers (the agent cannot hold it, its base being IPv6).
+    pub(crate) fn set_translated(&self, mapped: SocketAddr) {
+        self.network().translated = super::nat64::translated_candidate(mapped);
     }
 
     fn endpoint(&self) -> Option<Endpoint> {
@@ -169,6 +243,12 @@ impl Signalling {
                     debug!(%relayed, error = %e, "relayed candidate not added");
                 }
             }
+        }
+        let port_mapped = self.network().port_mapped.as_ref().map(|m| (m.0, m.1));
+        if let Some((external, base)) = port_mapped
+            && let Err(e) = agent.add_port_mapped(external, base)
+        {
+            debug!(%external, error = %e, "port-mapped candidate not added");
         }
         let evicted = {
             let mut attempts = self.lock();
@@ -219,9 +299,12 @@ impl Signalling {
             .get(&vaddr)
             .map(|a| (a.role, a.attempt))
             .ok_or_else(|| SessionError::Rendezvous("no attempt for this peer".into()))?;
-        self.ice
+        let mut signal = self
+            .ice
             .signal(vaddr, role, self.me, attempt)
-            .ok_or_else(|| SessionError::Rendezvous("no ICE agent for this peer".into()))
+            .ok_or_else(|| SessionError::Rendezvous("no ICE agent for this peer".into()))?;
+        signal.candidates.extend(self.network().translated.clone());
+        Ok(signal)
     }
 
     /// Applies a signal from `peer`: an offer opens an attempt (answered with
@@ -244,6 +327,10 @@ impl Signalling {
         for_ice
             .candidates
             .retain(|c| c.kind != CandidateKind::Relayed);
+        if let Some(prefix) = self.nat64() {
+            let twins = super::nat64::twins(prefix, &for_ice.candidates);
+            for_ice.candidates.extend(twins);
+        }
         let Some(endpoint) = self.endpoint() else {
             return Err(SessionError::Closed);
         };
