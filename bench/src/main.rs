@@ -59,9 +59,15 @@ enum Bench {
         /// Allocations carrying the load.
         #[arg(long, default_value_t = 4)]
         flows: usize,
-        /// Worker threads of both relays.
+        /// CPUs given to the relay under test (the last ones; capped so that at
+        /// least CPU 0 is left to the load generator).
         #[arg(long, default_value_t = 2)]
-        threads: usize,
+        relay_cpus: usize,
+        /// Force this many worker threads on both relays (coturn's
+        /// `--relay-threads`, tsunagi's `--threads`). Default: each relay's own
+        /// production default.
+        #[arg(long)]
+        threads: Option<usize>,
         /// Round trips sampled for (c).
         #[arg(long, default_value_t = 1000)]
         rtt_samples: usize,
@@ -87,6 +93,7 @@ fn main() -> anyhow::Result<()> {
             rate,
             saturation_secs,
             flows,
+            relay_cpus,
             threads,
             rtt_samples,
         } => relay::run(&relay::Settings {
@@ -94,7 +101,8 @@ fn main() -> anyhow::Result<()> {
             rate,
             saturation: Duration::from_secs_f64(saturation_secs.max(0.1)),
             flows: flows.max(1),
-            threads: threads.max(1),
+            relay_cpus: relay_cpus.max(1),
+            threads: threads.map(|t| t.max(1)),
             rtt_samples: rtt_samples.max(1),
         }),
     }

@@ -34,9 +34,13 @@ pub struct Settings {
     pub saturation: Duration,
     /// Allocations (client 5-tuples) carrying the load.
     pub flows: usize,
-    /// Relay worker threads (both relays); capped at the cores left to the relay
-    /// when pinning.
-    pub threads: usize,
+    /// CPUs the relay is pinned to (the last ones), capped so that the load
+    /// generator keeps at least one.
+    pub relay_cpus: usize,
+    /// Worker threads forced on both relays; `None` runs each at its own
+    /// default (coturn: one relay thread per online CPU of the machine;
+    /// tsunagi-relay: one per CPU it may run on).
+    pub threads: Option<usize>,
     /// Round trips sampled for (c).
     pub rtt_samples: usize,
 }
@@ -306,9 +310,14 @@ impl Extra {
 }
 
 /// Where the relay and the generator run: with pinning on a machine of `cores`,
-/// the relay gets the last `threads` cores (leaving at least CPU 0) and the
-/// generator the rest.
-fn placement(threads: usize, pin: bool, cores: usize) -> (Placement, Option<String>) {
+/// the relay gets the last `relay_cpus` cores (leaving at least CPU 0) and the
+/// generator the rest. `threads` is passed through (forced worker threads).
+fn placement(
+    relay_cpus: usize,
+    threads: Option<usize>,
+    pin: bool,
+    cores: usize,
+) -> (Placement, Option<String>) {
     if !pin || cores < 2 {
         return (
             Placement {
@@ -318,9 +327,9 @@ fn placement(threads: usize, pin: bool, cores: usize) -> (Placement, Option<Stri
             None,
         );
     }
-    let threads = threads.clamp(1, cores - 1);
-    let first = cores - threads;
-    let relay = if threads == 1 {
+    let relay_cpus = relay_cpus.clamp(1, cores - 1);
+    let first = cores - relay_cpus;
+    let relay = if relay_cpus == 1 {
         first.to_string()
     } else {
         format!("{first}-{}", cores - 1)
@@ -388,7 +397,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
     }
     let extra = Extra::from_env();
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let (placement, generator) = placement(settings.threads, extra.pin, cores);
+    let (placement, generator) = placement(settings.relay_cpus, settings.threads, extra.pin, cores);
     if let Some(cpus) = &generator {
         process::pin_self(cpus)?;
     }
@@ -403,15 +412,18 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
         extra.repeats,
     );
     println!(
-        "cores: {cores}; relay: {} thread(s) on CPU {}; generator on CPU {}; net.core.rmem_max: {}; loadavg at start: {}",
-        placement.threads,
+        "cores: {cores}; relay: {} on CPU {}; generator on CPU {}; net.core.rmem_max: {}; loadavg at start: {}",
+        placement.threads.map_or_else(
+            || "each relay's default worker threads".to_string(),
+            |t| format!("{t} worker thread(s) forced")
+        ),
         placement.cpus.as_deref().unwrap_or("any"),
         generator.as_deref().unwrap_or("any"),
         rmem.trim(),
         load_average()
     );
     println!(
-        "{:<14} {:<8} {:>4} {:>11} {:>9} {:>11} {:>9} {:>8} {:>8}  loadavg",
+        "{:<14} {:<8} {:>4} {:>11} {:>9} {:>11} {:>9} {:>8} {:>8}  process threads; loadavg",
         "workload",
         "relay",
         "run",
@@ -439,11 +451,13 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
             for &kind in &extra.kinds {
                 let result = RelayProcess::start(kind, &tsunagi, &placement).and_then(|relay| {
                     eprintln!("# {name} {} run {repeat}: pid {}", kind.name(), relay.id());
-                    measure(&relay, framing, size, settings)
+                    let threads = relay.thread_count();
+                    measure(&relay, framing, size, settings).map(|f| (f, threads))
                 });
                 match result {
-                    Ok(f) => {
-                        print_row(&name, kind.name(), &repeat.to_string(), &f, &load_average());
+                    Ok((f, threads)) => {
+                        let note = format!("{threads} threads; {}", load_average());
+                        print_row(&name, kind.name(), &repeat.to_string(), &f, &note);
                         runs.push((kind, f));
                     }
                     Err(e) => println!("{name:<14} {:<8} {repeat:>4} failed: {e:#}", kind.name()),
@@ -488,18 +502,18 @@ mod tests {
 
     #[test]
     fn placement_leaves_cpu_zero_to_the_generator() {
-        let (p, g) = placement(2, true, 2);
+        let (p, g) = placement(2, None, true, 2);
         assert_eq!(
             (p.threads, p.cpus.as_deref(), g.as_deref()),
-            (1, Some("1"), Some("0"))
+            (None, Some("1"), Some("0"))
         );
-        let (p, g) = placement(2, true, 8);
+        let (p, g) = placement(2, Some(3), true, 8);
         assert_eq!(
             (p.threads, p.cpus.as_deref(), g.as_deref()),
-            (2, Some("6-7"), Some("0-5"))
+            (Some(3), Some("6-7"), Some("0-5"))
         );
-        let (p, g) = placement(2, false, 8);
-        assert_eq!((p.threads, p.cpus, g), (2, None, None));
+        let (p, g) = placement(2, Some(2), false, 8);
+        assert_eq!((p.threads, p.cpus, g), (Some(2), None, None));
     }
 
     #[test]

@@ -37,8 +37,9 @@ impl Kind {
 /// How the relay runs: worker threads, and the CPUs it may use (`None`: any).
 #[derive(Debug, Clone)]
 pub struct Placement {
-    /// Relay (worker) threads: coturn's `--relay-threads`, tsunagi's `--threads`.
-    pub threads: usize,
+    /// Relay (worker) threads forced on both (coturn's `--relay-threads`,
+    /// tsunagi's `--threads`); `None` leaves each relay at its own default.
+    pub threads: Option<usize>,
     /// CPU list for `taskset -c`, e.g. `"1"`; applies to every thread of the relay.
     pub cpus: Option<String>,
 }
@@ -66,7 +67,6 @@ impl RelayProcess {
     ) -> anyhow::Result<Self> {
         let port = free_udp_port()?;
         let server: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-        let threads = placement.threads.to_string();
         let credentials = format!("{USER}:{PASS}");
         let program = match kind {
             Kind::Coturn => std::path::Path::new("turnserver"),
@@ -89,7 +89,7 @@ impl RelayProcess {
                     .args(["--relay-ip", "127.0.0.1"])
                     .args(["--min-port", "50000", "--max-port", "50999"])
                     .args(["--lt-cred-mech", "--user", &credentials, "--realm", REALM])
-                    .args(["--relay-threads", &threads, "--allow-loopback-peers"])
+                    .arg("--allow-loopback-peers")
                     .args(["--no-cli", "--no-tls", "--no-dtls", "--no-tcp"])
                     .args([
                         "--no-tcp-relay",
@@ -101,12 +101,19 @@ impl RelayProcess {
             }
             Kind::Tsunagi => {
                 command
-                    .args(["--listen", &server.to_string(), "--threads", &threads])
+                    .args(["--listen", &server.to_string()])
                     .args(["--log", "error", "--user", &credentials, "--realm", REALM])
                     .args(["--relay-ip", "127.0.0.1"])
                     .args(["--min-port", "51000", "--max-port", "51999"])
                     .args(["--allow-peer", "127.0.0.0/8", "--max-bytes-per-sec", "0"]);
             }
+        }
+        if let Some(threads) = placement.threads {
+            let flag = match kind {
+                Kind::Coturn => "--relay-threads",
+                Kind::Tsunagi => "--threads",
+            };
+            command.args([flag, &threads.to_string()]);
         }
         let child = command
             .stdin(Stdio::null())
@@ -117,6 +124,11 @@ impl RelayProcess {
         let relay = RelayProcess { child, server };
         wait_for_binding(server).with_context(|| format!("{} did not answer STUN", kind.name()))?;
         Ok(relay)
+    }
+
+    /// How many threads the process runs now (all of them, not only workers).
+    pub fn thread_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.child.id())).map_or(0, Iterator::count)
     }
 
     /// The process id (for profilers).
