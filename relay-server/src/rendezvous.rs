@@ -8,7 +8,9 @@
 //! accepts them, and nothing is stored per user. Registrations live in memory with a
 //! lifetime (refreshed by the client, which also keeps its NAT binding to us alive).
 //! An identity stays with the user NAME that registered it until it expires, so a
-//! player with a valid token cannot take over another player's identity.
+//! player with a valid token cannot take over another player's identity. A
+//! registration of the same NAME from the same address as an earlier one of
+//! another identity replaces it (a restarted client that got the same NAT port).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -133,6 +135,25 @@ impl Rendezvous {
                         Some(&key),
                     ));
                     return;
+                }
+                // Another identity of this user registered from this very
+                // address: a restarted client behind a NAT that gave it the
+                // same port (a 5-tuple is one flow at a time). The old one is
+                // unreachable; keeping it would credit this client's signals to
+                // it, so the authenticated newcomer replaces it.
+                // (Refreshes from where the identity already is skip the scan.)
+                let moved = self
+                    .peers
+                    .get(&peer)
+                    .is_none_or(|r| r.addr != from || r.local != local);
+                if moved {
+                    let before = self.peers.len();
+                    self.peers.retain(|id, r| {
+                        *id == peer || r.addr != from || r.local != local || r.name != name
+                    });
+                    if self.peers.len() < before {
+                        tracing::debug!(%from, "registration replaces a stale one at its address");
+                    }
                 }
                 if !self.peers.contains_key(&peer) && self.peers.len() >= self.config.max_peers {
                     self.handle_timeout(now);

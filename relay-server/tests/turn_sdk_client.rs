@@ -124,3 +124,81 @@ fn sdk_client_with_static_and_rest_credentials() {
         Some(0)
     );
 }
+
+/// Like [`drive`], but returns a failure as the event instead of panicking.
+fn drive_to_end(client: &mut Client, socket: &UdpSocket) -> Event {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = vec![0u8; 2048];
+    while Instant::now() < deadline {
+        while let Some(t) = client.poll_transmit() {
+            socket.send_to(&t.bytes, t.to).unwrap();
+        }
+        while let Some(event) = client.poll_event() {
+            if matches!(event, Event::Allocated { .. } | Event::Failed { .. }) {
+                return event;
+            }
+        }
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        if let Ok((n, from)) = socket.recv_from(&mut buf) {
+            client.handle_input(Instant::now(), from, &buf[..n]);
+        }
+        client.handle_timeout(Instant::now());
+    }
+    panic!("neither allocated nor failed within 10 s");
+}
+
+#[test]
+fn a_restarted_client_on_the_same_address_replaces_its_stale_allocation() {
+    // A game restarted behind a NAT that hands it the same external port: the
+    // relay sees the new process on the 5-tuple of the old one, which never
+    // released its allocation.
+    let relay = start_turn("127.0.0.1:0", &["--auth-secret", "s3cret"]);
+    let server = relay.addresses[0];
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = |name: &str, secs: u64| {
+        Config::new(
+            server,
+            rest_credentials("s3cret", name, Duration::from_secs(secs), now),
+        )
+    };
+    let mut first = Client::new(token("player", 600), Instant::now());
+    assert!(matches!(
+        drive_to_end(&mut first, &socket),
+        Event::Allocated { .. }
+    ));
+    drop(first); // dies without a Refresh with LIFETIME 0
+    // Another user on that 5-tuple is still refused (437).
+    let mut other = Client::new(token("someone-else", 600), Instant::now());
+    let event = drive_to_end(&mut other, &socket);
+    assert!(matches!(event, Event::Failed { .. }), "{event:?}");
+    // The same player with a fresh token gets a new allocation, which works.
+    let mut second = Client::new(token("player", 900), Instant::now());
+    let event = drive_to_end(&mut second, &socket);
+    let Event::Allocated { relayed, .. } = event else {
+        panic!("the restarted client was refused: {event:?}");
+    };
+    let relayed = relayed[0];
+    let peer = peer_socket("127.0.0.1:0");
+    let peer_addr = peer.local_addr().unwrap();
+    second
+        .create_permission(Instant::now(), peer_addr.ip())
+        .unwrap();
+    drive(&mut second, &socket, |e| {
+        matches!(e, Event::PermissionCreated { .. })
+    });
+    peer.send_to(b"hello again", relayed).unwrap();
+    let event = drive(&mut second, &socket, |e| matches!(e, Event::Data { .. }));
+    assert_eq!(
+        event,
+        Event::Data {
+            peer: peer_addr,
+            bytes: b"hello again".to_vec()
+        }
+    );
+}

@@ -218,3 +218,54 @@ fn signals_are_rate_limited() {
         .count();
     assert_eq!((delivered, limited), (20, 10), "{evs:?}");
 }
+
+#[test]
+fn a_restarted_client_at_the_same_address_replaces_its_stale_registration() {
+    let now = Instant::now();
+    let mut rv = service();
+    let creds = || rest_credentials(SECRET, "alice", Duration::from_secs(60), unix());
+    let mut old = peer("198.18.1.1:4000", creds(), 1, now);
+    let mut bob = peer(
+        "198.18.1.2:5000",
+        rest_credentials(SECRET, "bob", Duration::from_secs(60), unix()),
+        2,
+        now,
+    );
+    // Another user at that address is not replaced by alice.
+    let mut carol = peer(
+        "198.18.1.1:4000",
+        rest_credentials(SECRET, "carol", Duration::from_secs(60), unix()),
+        4,
+        now,
+    );
+    pump(&mut rv, &mut [&mut old, &mut bob, &mut carol], now);
+    assert_eq!(rv.registered(), 3);
+    // The old process dies without a word; a new one gets the same port.
+    drop(old);
+    let mut new = peer("198.18.1.1:4000", creds(), 3, now);
+    pump(&mut rv, &mut [&mut new, &mut bob], now);
+    assert_eq!(events(&mut new).len(), 1, "registered");
+    assert_eq!(rv.registered(), 3, "identity 1 replaced by 3, carol kept");
+    // Its signals are credited to its own identity, every time.
+    for i in 0..5u8 {
+        new.client.send(now, [2; 32], &[i]);
+        pump(&mut rv, &mut [&mut new, &mut bob], now);
+        let got = events(&mut bob);
+        assert!(
+            got.contains(&Event::Received {
+                from: [3; 32],
+                data: vec![i]
+            }),
+            "{got:?}"
+        );
+    }
+    // And the old identity is no longer registered.
+    bob.client.send(now, [1; 32], b"to the dead");
+    pump(&mut rv, &mut [&mut new, &mut bob], now);
+    assert!(
+        !events(&mut new)
+            .iter()
+            .any(|e| matches!(e, Event::Received { .. })),
+        "nothing for the old identity reaches the new client"
+    );
+}

@@ -50,13 +50,28 @@ impl Turn {
 
     pub(super) fn allocate(&mut self, ctx: &Request<'_, '_>) -> Vec<u8> {
         if let Some(id) = self.allocations.find(ctx.from, ctx.local) {
-            return match self.allocations.get_mut(id) {
+            match self.allocations.get_mut(id) {
                 // A retransmission of the request that created it: same answer.
                 Some(a) if a.allocate_transaction == ctx.request.transaction_id() => {
-                    a.allocate_response.clone()
+                    return a.allocate_response.clone();
                 }
-                _ => self.error(ctx, 437, "Allocation Mismatch: this 5-tuple has one"),
-            };
+                // A new, authenticated Allocate by the same user from this
+                // 5-tuple: a NAT hands a 5-tuple to one flow at a time, so the
+                // client that made the old allocation is gone (a restarted game
+                // behind a NAT that gave it the same port again). The new one
+                // replaces it rather than waiting for it to expire.
+                Some(a) if a.quota_name == ctx.user.quota_name => {
+                    if let Some(stale) = self.allocations.remove(id) {
+                        tracing::debug!(
+                            client = %ctx.from,
+                            user = %ctx.user.quota_name,
+                            "Allocate by the same user replaces the 5-tuple's allocation"
+                        );
+                        self.end(stale);
+                    }
+                }
+                _ => return self.error(ctx, 437, "Allocation Mismatch: this 5-tuple has one"),
+            }
         }
         let mut r = AllocateRequest::default();
         for attribute in ctx.request.attributes() {

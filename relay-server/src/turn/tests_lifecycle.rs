@@ -368,3 +368,44 @@ fn rfc5766_channel_numbers_from_coturn_clients() {
     let resp = h.request(Method::CHANNEL_BIND, &[number, peer]);
     assert_eq!(code(&resp), Some(401));
 }
+
+#[test]
+fn a_new_allocate_by_the_same_user_replaces_a_stale_one_others_get_437() {
+    // A client restarted behind a NAT that gives it the same external port
+    // (MAP-E's port set) comes back from the 5-tuple of its dead allocation.
+    let mut h = Harness::new(config());
+    h.user = format!("{}:carol", super::tests::UNIX + 100);
+    h.pass = tsunagi::relay::rest_password("new-secret", &h.user);
+    let old = h.allocate(&[])[0];
+    let perm = [Attribute::XorPeerAddress(addr(PEER))];
+    assert_eq!(code(&h.request(Method::CREATE_PERMISSION, &perm)), None);
+    // Another user from the same 5-tuple: still 437, the allocation stays.
+    let carol = (h.user.clone(), h.pass.clone(), h.nonce.clone());
+    h.user = format!("{}:mallory", super::tests::UNIX + 100);
+    h.pass = tsunagi::relay::rest_password("new-secret", &h.user);
+    assert_eq!(
+        code(&h.request(Method::ALLOCATE, &[Attribute::RequestedTransport(17)])),
+        Some(437)
+    );
+    assert_eq!(h.counter(|c| &c.allocations_active), 1);
+    // The same NAME with a fresh token (new process, new EXPIRY): replaces it.
+    h.user = format!("{}:carol", super::tests::UNIX + 200);
+    h.pass = tsunagi::relay::rest_password("new-secret", &h.user);
+    h.nonce = carol.2;
+    let new = h.allocate(&[])[0];
+    assert_eq!(h.counter(|c| &c.allocations_active), 1);
+    assert_eq!(h.counter(|c| &c.allocations_ended), 1);
+    // The old relayed port and its permissions are gone.
+    assert!(h.peer_sends(old, PEER, b"x").is_empty());
+    assert!(
+        h.peer_sends(new, PEER, b"x").is_empty(),
+        "no permission yet"
+    );
+    assert_eq!(code(&h.request(Method::CREATE_PERMISSION, &perm)), None);
+    assert_eq!(h.peer_sends(new, PEER, b"x").len(), 1);
+    // The old credentials (same NAME) also count as the same user.
+    h.user = carol.0;
+    h.pass = carol.1;
+    h.allocate(&[]);
+    assert_eq!(h.counter(|c| &c.allocations_active), 1);
+}

@@ -2,7 +2,8 @@
 //! (`tsunagi-relay --auth-secret`), for people and scripts testing real networks.
 //!
 //! `listen` registers, prints `{"event":"ready","peer_id":"…"}` and echoes every
-//! message. `connect PEER_ID` dials through the same server and prints JSON lines:
+//! message until Ctrl-C or SIGTERM, then releases its relay allocation (so a
+//! restart that gets the same NAT port finds none in its way) and exits 0. `connect PEER_ID` dials through the same server and prints JSON lines:
 //! `connected` (path, connect time), `path` on every change, one `echo` per
 //! message with its round-trip time, and `done` with the counts. Its exit status
 //! is 0 only if every message came back. With `--datagrams N` it also sends N
@@ -10,6 +11,8 @@
 //! `done` then counts them too (`datagrams_sent`, `datagrams_received`).
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -22,6 +25,8 @@ const CHANNEL: u16 = 1;
 const ECHO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one datagram's echo may take before it counts as lost.
 const DATAGRAM_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often `listen` looks whether Ctrl-C or SIGTERM came.
+const STOP_POLL: Duration = Duration::from_millis(100);
 /// First byte of a datagram payload, so its echo cannot be mistaken for another's.
 const DATAGRAM_TAG: u8 = b'D';
 
@@ -162,9 +167,29 @@ async fn listen(
     server: SocketAddr,
     token: &str,
 ) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("cannot install the Ctrl-C/SIGTERM handler")?;
+    }
     let _rendezvous = endpoint.listen_via(server, token).await?;
     emit(&json!({"event": "ready", "peer_id": endpoint.peer_id().to_string()}));
-    while let Some(event) = events.recv().await {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            // Release the TURN allocations (Refresh with LIFETIME 0) and tell
+            // the peers, instead of leaving both to time out on the server.
+            let paths = endpoint.path_handle();
+            for relay in paths.relays() {
+                paths.remove_relay(relay.server);
+            }
+            endpoint.close().await;
+            return Ok(());
+        }
+        let event = match tokio::time::timeout(STOP_POLL, events.recv()).await {
+            Ok(Some(event)) => event,
+            Ok(None) => break,
+            Err(_) => continue,
+        };
         match event {
             Event::Message {
                 peer,

@@ -107,3 +107,49 @@ fn listen_and_connect_by_peer_id_through_the_rendezvous_server() {
     eprintln!("{stdout}");
     drop(relay);
 }
+
+/// Polls `done` every 20 ms for at most 10 s.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn listen_releases_its_allocation_on_sigterm() {
+    let relay = start_relay();
+    let server = relay.local_addresses()[0].to_string();
+    let registry = relay.registry();
+    let allocations = || registry.core_total("allocations_active");
+    let mut listener = Reap(
+        Command::new(env!("CARGO_BIN_EXE_tsunagi"))
+            .args(["peer", "--server", &server, "--token", &token("carol")])
+            .arg("listen")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(listener.0.stdout.take().unwrap()).lines();
+    let ready = lines.next().expect("no ready line").unwrap();
+    assert!(ready.contains("\"ready\""), "{ready}");
+    wait_for("the listener's allocation", || allocations() == 1);
+    let status = Command::new("kill")
+        .args(["-TERM", &listener.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut exit = None;
+    wait_for("the listener's exit", || {
+        exit = listener.0.try_wait().unwrap();
+        exit.is_some()
+    });
+    assert!(exit.unwrap().success(), "{exit:?}");
+    // Released (Refresh with LIFETIME 0), not left to expire in 10 minutes.
+    wait_for("the release", || allocations() == 0);
+}

@@ -178,30 +178,14 @@ impl Kind {
     }
 }
 
-/// Pairs where the RFC 4787 behaviours allow a direct path only with the sweep
-/// of a MAP-E-like port set (issue 6 item 3, helper B's branch): the
-/// symmetric-in-a-16-port-set side picks an unpredictable port of its set per
-/// destination and the other side filters per address and port (EIM+APDF), so
-/// the EIM side must send to all 16 ports of the set to open its filter for
-/// whichever one the first check comes from. Until the sweep lands these go
-/// over the relay; delete a pair from this list to assert `direct-ipv4`.
-///
-/// The sweep needs the peers' NAT descriptions, which need RFC 5780 on the
-/// relay (`rfc5780_alternate` in [`serve`], off here). With it on, the sweep
-/// made the first four pairs direct in every run (mapesym × nat64 stays
-/// relay: the predicted candidates are IPv4, not NAT64 twins), but other
-/// pairs then failed now and then: portrestr × dualstack once ended on the
-/// relay, and a mapesym listener's external port collided with a dead
-/// process's TURN allocation and registration on the relay (437 Allocation
-/// Mismatch; answers attributed to the old PeerId). Flip both once those are
-/// understood.
-const NEEDS_SWEEP: &[(Kind, Kind)] = &[
-    (Kind::MapeSym, Kind::DualStack),
-    (Kind::MapeSym, Kind::PortRestr),
-    (Kind::MapeSym, Kind::MapeEim),
-    (Kind::MapeSym, Kind::Cgn),
-    (Kind::MapeSym, Kind::Nat64),
-];
+/// Pairs where the RFC 4787 behaviours allow a direct path that the SDK does
+/// not find yet. The symmetric-in-a-16-port-set side (MAP-E-like) picks an
+/// unpredictable port of its set per destination; against an EIM+APDF side the
+/// port-set sweep (sdk/src/ice/hardnat/, with the NAT descriptions RFC 5780 on
+/// the relay gives, see [`serve`]) makes mapesym × {portrestr, mapeeim, cgn,
+/// dualstack} direct. Against NAT64 it cannot: the predicted candidates are
+/// IPv4 and get no NAT64 twins, so that pair goes over the relay.
+const NEEDS_SWEEP: &[(Kind, Kind)] = &[(Kind::MapeSym, Kind::Nat64)];
 
 /// The path RFC 4787 behaviours allow between `a` and `b` (order does not matter).
 ///
@@ -212,7 +196,7 @@ const NEEDS_SWEEP: &[(Kind, Kind)] = &[
 /// | both EIM (Open, EIF, ADF, EIM+APDF, port-mapped) | `direct-ipv4`: each side's srflx is the address it uses toward everybody; simultaneous checks open APDF filters |
 /// | APDM (symmetric, whole range or port set) × Open/EIF/port-mapped | `direct-ipv4`: the symmetric side's check creates a new mapping that the other side accepts and answers (peer-reflexive) |
 /// | APDM × ADF | `direct-ipv4`: the ADF side's check to the symmetric side's srflx opens its filter for that IP, any port |
-/// | APDM in a 16-port set × EIM+APDF | `direct-ipv4` with the port-set sweep (see [`NEEDS_SWEEP`]); today the relay, or direct when the random port repeats (1 in 16) |
+/// | APDM in a 16-port set × EIM+APDF | `direct-ipv4` with the port-set sweep (the EIM side sends to all 16 ports of the set, opening its filter for whichever one the first check comes from); through NAT64 the relay today (see [`NEEDS_SWEEP`]), or direct when the random port repeats (1 in 16) |
 /// | APDM (whole range) × EIM+APDF | `relay`: the port is random among ~64k and the filter wants it exactly |
 /// | APDM × APDM | `relay`: both ports unpredictable per destination (two 16-port sets: direct 1 time in 256, accepted) |
 /// | NAT64-only × IPv4-only | as EIM+APDF × that kind: the NAT64 (tayga + masquerade) maps EIM+APDF; the SDK synthesizes the peer's candidates through it and signals the IPv4 address the server saw |
@@ -252,11 +236,11 @@ fn asserted(a: Kind, b: Kind) -> Expect {
     if NEEDS_SWEEP.contains(&(a, b)) || NEEDS_SWEEP.contains(&(b, a)) {
         // The set side picks its port per destination at random among 16; 1 time
         // in 16 it is the one the server saw, which the other side already
-        // answers to, and the pair goes direct without the sweep.
+        // answers to, and the pair goes direct without a predicted candidate.
         return Expect {
             path: "relay",
             by_chance: Some("direct-ipv4"),
-            why: Some("needs the port-set sweep"),
+            why: Some("predicted candidates get no NAT64 twins"),
         };
     }
     if both_sets {
@@ -323,6 +307,11 @@ fn serve(lab: &mut Lab) {
         .run(move || {
             start(&Options {
                 listen,
+                // RFC 5780 on, so each peer can describe its NAT's mapping (the
+                // port-set sweep needs it). Alternate port RELAY_PORT + 1: coturn
+                // holds 3479 on both IPs, and with SO_REUSEPORT on both sides
+                // the kernel would split that port's flows between the two.
+                rfc5780_alternate: Some(SocketAddr::new(SERVER_V4[1].into(), RELAY_PORT + 1)),
                 threads: 1,
                 turn: Some(TurnConfig {
                     auth_secrets: vec![SECRET.to_owned()],
