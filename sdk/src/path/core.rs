@@ -266,7 +266,7 @@ impl PathCore {
         let peer = match self.by_via.get(&via) {
             Some(&peer) => peer,
             None => {
-                let known = cid.or_else(|| long_header_cids(datagram).map(|(d, _)| d));
+                let known = cid.or_else(|| long_header_cids(datagram).0);
                 self.discover(now, via, datagram, known)?
             }
         };
@@ -309,7 +309,7 @@ impl PathCore {
     /// not know yet (the peer's ICE proved it first) is that peer on a new
     /// path, not a new inbound peer.
     pub fn note_sent(&mut self, destination: SocketAddr, datagram: &[u8]) {
-        if let Some(scid) = long_header_cids(datagram).map(|(_, s)| s)
+        if let Some(scid) = long_header_cids(datagram).1
             && self.peers.contains_key(&destination)
         {
             self.remember_cid(destination, scid);
@@ -541,15 +541,26 @@ impl PathCore {
 
 /// The destination and source connection IDs of a QUIC long-header packet,
 /// when both have our length (RFC 9000 §17.2).
-fn long_header_cids(datagram: &[u8]) -> Option<(Cid, Cid)> {
-    if datagram.first()? & 0x80 == 0 {
-        return None;
+fn long_header_cids(datagram: &[u8]) -> (Option<Cid>, Option<Cid>) {
+    // Each ID is taken on its own: a client's first Initial carries a random
+    // destination ID of up to 20 bytes (quinn uses 20), while its source ID is
+    // ours (QUIC_CID_LEN); failing on the first must not lose the second.
+    if datagram.first().is_none_or(|b| b & 0x80 == 0) {
+        return (None, None);
     }
-    let dlen = usize::from(*datagram.get(5)?);
-    let dcid: Cid = datagram.get(6..6 + dlen)?.try_into().ok()?;
-    let slen = usize::from(*datagram.get(6 + dlen)?);
-    let scid: Cid = datagram.get(7 + dlen..7 + dlen + slen)?.try_into().ok()?;
-    Some((dcid, scid))
+    let Some(dlen) = datagram.get(5).map(|&l| usize::from(l)) else {
+        return (None, None);
+    };
+    let dcid = datagram
+        .get(6..6 + dlen)
+        .and_then(|d| Cid::try_from(d).ok());
+    let scid = datagram.get(6 + dlen).and_then(|&slen| {
+        let slen = usize::from(slen);
+        datagram
+            .get(7 + dlen..7 + dlen + slen)
+            .and_then(|s| Cid::try_from(s).ok())
+    });
+    (dcid, scid)
 }
 
 /// The destination connection ID of a QUIC short-header packet.

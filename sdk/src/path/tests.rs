@@ -627,8 +627,8 @@ fn the_simulation_is_deterministic() {
 }
 
 /// A QUIC Initial (long header) with these connection IDs.
-fn initial(dcid: [u8; 8], scid: [u8; 8]) -> Vec<u8> {
-    let mut p = vec![0xC0, 0, 0, 0, 1, 8];
+fn initial<const D: usize>(dcid: [u8; D], scid: [u8; 8]) -> Vec<u8> {
+    let mut p = vec![0xC0, 0, 0, 0, 1, D as u8];
     p.extend_from_slice(&dcid);
     p.push(8);
     p.extend_from_slice(&scid);
@@ -644,7 +644,8 @@ fn a_handshake_reply_by_an_unknown_path_is_the_peer_we_dialled() {
     let now = Instant::now();
     let mut core = PathCore::new(PathConfig::default(), 1);
     let peer = core.add_peer(&PeerKey([1; 32]));
-    core.note_sent(peer, &initial([5; 8], [9; 8]));
+    // quinn's first Initial: a random 20-byte destination ID, our 8-byte source ID.
+    core.note_sent(peer, &initial([5; 20], [9; 8]));
     let from = Via::Socket(sa("[2001:db8:15::10]:58809"));
     assert_eq!(
         core.handle_quic(now, from, &initial([9; 8], [6; 8])),
