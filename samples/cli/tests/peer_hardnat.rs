@@ -9,80 +9,34 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::SocketAddr;
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::process::Stdio;
+use std::time::Duration;
 
 use natlab::netns::run_with_timeout;
 use natlab::{Lab, Nat, SERVER_V4, Site, SiteKind, Topology};
 use serde_json::Value;
-use tsunagi::relay::rest_credentials;
-use tsunagi_relay::TurnConfig;
-use tsunagi_relay::udp::{Options, Running, start};
 
 const SECRET: &str = "hardnat-secret";
 
-/// The relay, stopped when the lab drops it.
-#[derive(Debug)]
-struct Relay(Option<Running>);
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if let Some(r) = self.0.take() {
-            r.shutdown(Duration::from_secs(1));
-        }
-    }
-}
-
-/// Kills a listener when its pair is done, however it ends.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn serve(lab: &mut Lab) -> SocketAddr {
     let server = SocketAddr::new(SERVER_V4[0].into(), 3478);
-    let ns = lab.server().unwrap().ns.clone();
-    let running = ns
-        .run(move || {
-            start(&Options {
-                listen: vec![server],
-                // RFC 5780 on, so each peer can describe its NAT's mapping.
-                rfc5780_alternate: Some(SocketAddr::new(SERVER_V4[1].into(), 3479)),
-                threads: 1,
-                turn: Some(TurnConfig {
-                    auth_secrets: vec![SECRET.to_owned()],
-                    relay_ips: vec![SERVER_V4[0].into()],
-                    relay_ports: None,
-                    // The lab's "public" addresses are special-purpose ranges.
-                    allowed_peers: vec![
-                        "198.18.0.0/15".parse().unwrap(),
-                        "2001:db8::/32".parse().unwrap(),
-                    ],
-                    max_bytes_per_sec: 0,
-                    ..TurnConfig::default()
-                }),
-                ..Options::default()
-            })
-        })
-        .expect("entering the server namespace")
-        .expect("starting tsunagi-relay in the server namespace");
-    lab.keep(Box::new(Relay(Some(running))));
+    // RFC 5780 on, so each peer can describe its NAT's mapping.
+    let alternate = SocketAddr::new(SERVER_V4[1].into(), 3479);
+    common::serve(
+        lab,
+        SECRET,
+        vec![server],
+        Some(alternate),
+        vec![SERVER_V4[0].into()],
+    );
     server
 }
 
 fn token(name: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    rest_credentials(SECRET, name, Duration::from_secs(600), now).to_token()
+    common::token(SECRET, name, Duration::from_secs(600))
 }
 
 /// One pair's outcome: the path at the end and the connect time.
@@ -107,7 +61,7 @@ fn run_pair(
     let bin = env!("CARGO_BIN_EXE_tsunagi");
     let server = server.to_string();
     let ns = lab.host(listener).unwrap().ns.clone();
-    let mut child = ns.command(
+    let mut cmd = ns.command(
         bin,
         [
             "peer",
@@ -118,21 +72,8 @@ fn run_pair(
             "listen",
         ],
     );
-    child.stdout(Stdio::piped()).stderr(Stdio::null());
-    let mut child = Reap(child.spawn().unwrap());
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        if let Some(Ok(line)) = BufReader::new(stdout).lines().next() {
-            let _ = tx.send(line);
-        }
-    });
-    let ready: Value = serde_json::from_str(
-        &rx.recv_timeout(Duration::from_secs(15))
-            .unwrap_or_else(|_| panic!("{listener}: no ready line within 15 s")),
-    )
-    .unwrap();
-    let peer_id = ready["peer_id"].as_str().unwrap().to_owned();
+    cmd.stderr(Stdio::null());
+    let (_listener, peer_id) = common::wait_ready(cmd, listener).unwrap_or_else(|e| panic!("{e}"));
     let ns = lab.host(connector).unwrap().ns.clone();
     let mut cmd = ns.command(
         bin,

@@ -22,43 +22,23 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
+mod common;
+
+use common::Reap;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use natlab::netns::run_with_timeout;
 use natlab::{Knobs, Lab, Nat, SERVER_V4, Site, SiteKind, Topology};
 use serde_json::Value;
-use tsunagi::relay::rest_credentials;
-use tsunagi_relay::TurnConfig;
-use tsunagi_relay::udp::{Options, Running, start};
 
 const SECRET: &str = "keepalive-secret";
 /// The NAT session timer of the sites under test (unreplied and stream).
 const TIMER: Duration = Duration::from_secs(10);
-
-#[derive(Debug)]
-struct Relay(Option<Running>);
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if let Some(r) = self.0.take() {
-            r.shutdown(Duration::from_secs(1));
-        }
-    }
-}
-
-/// Kills a child however the test ends.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn short_timer_site(name: &str) -> Site {
     Site::new(name, SiteKind::Nat(Nat::port_restricted())).knobs(Knobs {
@@ -72,40 +52,20 @@ fn lab(sites: Vec<Site>) -> (Lab, SocketAddr) {
     let mut lab = Lab::build(sites.into_iter().fold(Topology::new(), Topology::site))
         .expect("building the lab");
     let server = SocketAddr::new(SERVER_V4[0].into(), 3478);
-    let ns = lab.server().unwrap().ns.clone();
-    let running = ns
-        .run(move || {
-            start(&Options {
-                listen: vec![server],
-                // RFC 5780 for the background timer measurement.
-                rfc5780_alternate: Some(SocketAddr::new(SERVER_V4[1].into(), 3479)),
-                threads: 1,
-                turn: Some(TurnConfig {
-                    auth_secrets: vec![SECRET.to_owned()],
-                    relay_ips: vec![SERVER_V4[0].into()],
-                    relay_ports: None,
-                    allowed_peers: vec![
-                        "198.18.0.0/15".parse().unwrap(),
-                        "2001:db8::/32".parse().unwrap(),
-                    ],
-                    max_bytes_per_sec: 0,
-                    ..TurnConfig::default()
-                }),
-                ..Options::default()
-            })
-        })
-        .expect("entering the server namespace")
-        .expect("starting tsunagi-relay in the server namespace");
-    lab.keep(Box::new(Relay(Some(running))));
+    // RFC 5780 for the background timer measurement.
+    let alternate = SocketAddr::new(SERVER_V4[1].into(), 3479);
+    common::serve(
+        &mut lab,
+        SECRET,
+        vec![server],
+        Some(alternate),
+        vec![SERVER_V4[0].into()],
+    );
     (lab, server)
 }
 
 fn token(name: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    rest_credentials(SECRET, name, Duration::from_secs(900), now).to_token()
+    common::token(SECRET, name, Duration::from_secs(900))
 }
 
 fn peer_command(lab: &Lab, site: &str, server: SocketAddr, options: &[&str]) -> Command {
@@ -122,21 +82,8 @@ fn listen(lab: &Lab, site: &str, server: SocketAddr, options: &[&str]) -> (Reap,
     let mut options = options.to_vec();
     options.push("listen");
     let mut cmd = peer_command(lab, site, server, &options);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
-    let mut child = Reap(cmd.spawn().unwrap());
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        if let Some(Ok(line)) = BufReader::new(stdout).lines().next() {
-            let _ = tx.send(line);
-        }
-    });
-    let ready: Value = serde_json::from_str(
-        &rx.recv_timeout(Duration::from_secs(15))
-            .unwrap_or_else(|_| panic!("{site}: no ready line within 15 s")),
-    )
-    .unwrap();
-    (child, ready["peer_id"].as_str().unwrap().to_owned())
+    cmd.stderr(Stdio::null());
+    common::wait_ready(cmd, site).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn connect_args<'a>(peer_id: &'a str, more: &[&'a str]) -> Vec<&'a str> {

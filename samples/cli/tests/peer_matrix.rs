@@ -20,19 +20,18 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
+mod common;
+
+use common::Reap;
+
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use natlab::netns::{Netns, run_with_timeout};
 use natlab::{Lab, Nat, SERVER_V4, SERVER_V6, Site, SiteKind, Topology};
 use serde_json::Value;
-use tsunagi::relay::rest_credentials;
-use tsunagi_relay::TurnConfig;
-use tsunagi_relay::udp::{Options, Running, start};
 
 const SECRET: &str = "matrix-secret";
 /// The relay's port (coturn holds 3478 and 3479 in labs with UPnP sites).
@@ -275,70 +274,25 @@ impl Expect {
     }
 }
 
-/// The relay, stopped when the lab drops it.
-#[derive(Debug)]
-struct Relay(Option<Running>);
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if let Some(r) = self.0.take() {
-            r.shutdown(Duration::from_secs(1));
-        }
-    }
-}
-
-/// Kills a listener when its pair is done, however it ends.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn serve(lab: &mut Lab) {
-    let listen = vec![
-        SocketAddr::new(SERVER_V4[0].into(), RELAY_PORT),
-        SocketAddr::new(SERVER_V6[0].into(), RELAY_PORT),
-    ];
-    let ns = lab.server().unwrap().ns.clone();
-    let running = ns
-        .run(move || {
-            start(&Options {
-                listen,
-                // RFC 5780 on, so each peer can describe its NAT's mapping (the
-                // port-set sweep needs it). Alternate port RELAY_PORT + 1: coturn
-                // holds 3479 on both IPs, and with SO_REUSEPORT on both sides
-                // the kernel would split that port's flows between the two.
-                rfc5780_alternate: Some(SocketAddr::new(SERVER_V4[1].into(), RELAY_PORT + 1)),
-                threads: 1,
-                turn: Some(TurnConfig {
-                    auth_secrets: vec![SECRET.to_owned()],
-                    relay_ips: vec![SERVER_V4[0].into(), SERVER_V6[0].into()],
-                    relay_ports: None,
-                    // The lab's "public" addresses are special-purpose ranges.
-                    allowed_peers: vec![
-                        "198.18.0.0/15".parse().unwrap(),
-                        "2001:db8::/32".parse().unwrap(),
-                    ],
-                    max_bytes_per_sec: 0,
-                    ..TurnConfig::default()
-                }),
-                ..Options::default()
-            })
-        })
-        .expect("entering the server namespace")
-        .expect("starting tsunagi-relay in the server namespace");
-    lab.keep(Box::new(Relay(Some(running))));
+    // RFC 5780 on, so each peer can describe its NAT's mapping (the port-set sweep
+    // needs it). Alternate port RELAY_PORT + 1: coturn holds 3479 on both IPs, and
+    // with SO_REUSEPORT on both sides the kernel would split that port's flows
+    // between the two.
+    common::serve(
+        lab,
+        SECRET,
+        vec![
+            SocketAddr::new(SERVER_V4[0].into(), RELAY_PORT),
+            SocketAddr::new(SERVER_V6[0].into(), RELAY_PORT),
+        ],
+        Some(SocketAddr::new(SERVER_V4[1].into(), RELAY_PORT + 1)),
+        vec![SERVER_V4[0].into(), SERVER_V6[0].into()],
+    );
 }
 
 fn token(name: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    rest_credentials(SECRET, name, Duration::from_secs(600), now).to_token()
+    common::token(SECRET, name, Duration::from_secs(600))
 }
 
 /// Where a listener's stderr goes.
@@ -366,23 +320,8 @@ fn listen(ns: &Netns, server: SocketAddr, name: &str) -> Result<(Reap, String), 
     let log_path = listener_log(name);
     let log =
         std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-    cmd.stdout(Stdio::piped()).stderr(log);
-    let mut child = Reap(cmd.spawn().map_err(|e| format!("spawn: {e}"))?);
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        if let Some(Ok(line)) = BufReader::new(stdout).lines().next() {
-            let _ = tx.send(line);
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(15))
-        .map_err(|_| format!("{name}: no ready line within 15 s"))?;
-    let ready: Value = serde_json::from_str(&line).map_err(|e| format!("{line}: {e}"))?;
-    let id = ready["peer_id"]
-        .as_str()
-        .ok_or_else(|| format!("no peer id in {line}"))?;
-    Ok((child, id.to_owned()))
+    cmd.stderr(log);
+    common::wait_ready(cmd, name)
 }
 
 /// Runs `tsunagi peer connect` in `ns` and returns its JSON lines.
