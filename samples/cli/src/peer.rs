@@ -74,6 +74,11 @@ enum Mode {
         /// (tests that keepalives hold NAT mappings open).
         #[arg(long, default_value_t = 0)]
         idle_secs: u64,
+        /// After connecting (and idling), wait up to this many seconds for a
+        /// direct path before sending, so the round trips are the direct
+        /// path's; 0 sends at once. Sending starts anyway when it runs out.
+        #[arg(long, default_value_t = 0, value_name = "SECS")]
+        wait_direct: u64,
         /// Also send this many unreliable messages (datagrams), one at a time,
         /// after the reliable ones. Datagrams may be lost on real networks, so
         /// the exit status only requires that at least one came back.
@@ -143,6 +148,7 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
                 peer_id,
                 count,
                 idle_secs,
+                wait_direct,
                 datagrams,
                 interval_ms,
             } => {
@@ -152,6 +158,7 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
                 let plan = Plan {
                     count: *count,
                     idle: Duration::from_secs(*idle_secs),
+                    wait_direct: Duration::from_secs(*wait_direct),
                     datagrams: *datagrams,
                     interval: Duration::from_millis(*interval_ms),
                 };
@@ -225,6 +232,7 @@ async fn listen(
 struct Plan {
     count: u32,
     idle: Duration,
+    wait_direct: Duration,
     datagrams: u32,
     interval: Duration,
 }
@@ -251,6 +259,15 @@ async fn connect(
         match tokio::time::timeout_at(idle_end, events.recv()).await {
             Ok(Some(event)) => note_path(&event, &mut path, start),
             Ok(None) => bail!("the endpoint closed while idle"),
+            Err(_) => break,
+        }
+    }
+    // Then, if asked, until the session leaves the relay for a direct path.
+    let direct_end = tokio::time::Instant::now() + plan.wait_direct;
+    while path == PathKind::Relay && !plan.wait_direct.is_zero() {
+        match tokio::time::timeout_at(direct_end, events.recv()).await {
+            Ok(Some(event)) => note_path(&event, &mut path, start),
+            Ok(None) => bail!("the endpoint closed while waiting for a direct path"),
             Err(_) => break,
         }
     }
