@@ -10,6 +10,8 @@ use crate::stun::{PacketKind, classify};
 
 const RELAY: &str = "198.51.100.1:3478";
 const CID: [u8; 8] = [7; 8];
+/// A's allocation on the relay.
+const A_RELAYED: &str = "198.51.100.1:40000";
 
 fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -89,7 +91,7 @@ impl World {
             client_of: BTreeMap::new(),
         };
         // Relayed addresses: A's allocation (the only one used here).
-        w.allocate(0, sa("198.51.100.1:40000"));
+        w.allocate(0, sa(A_RELAYED));
         w
     }
 
@@ -105,6 +107,28 @@ impl World {
         let b_at_a = self.nodes[0].core.add_peer(&PeerKey([2; 32]));
         let a_at_b = self.nodes[1].core.add_peer(&PeerKey([1; 32]));
         (b_at_a, a_at_b)
+    }
+
+    /// Adds `to_b` to A's paths to B and `to_a` to B's paths to A.
+    fn add_paths(&mut self, (b, a): (SocketAddr, SocketAddr), to_b: PathAddr, to_a: PathAddr) {
+        self.nodes[0].core.add_path(self.now, b, to_b).unwrap();
+        self.nodes[1].core.add_path(self.now, a, to_a).unwrap();
+    }
+
+    /// A reaches B through A's relay allocation; B reaches A at that allocation.
+    fn add_relay_paths(&mut self, peers: (SocketAddr, SocketAddr)) {
+        let to_b = PathAddr::Relay {
+            server: sa(RELAY),
+            peer: self.nodes[1].v4,
+        };
+        self.add_paths(peers, to_b, PathAddr::RemoteRelay(sa(A_RELAYED)));
+    }
+
+    /// A reaches B at B's IPv4 address; B reaches A at A's NAT mapping.
+    fn add_direct_v4_paths(&mut self, peers: (SocketAddr, SocketAddr)) {
+        let to_b = PathAddr::Direct(self.nodes[1].v4);
+        let to_a = PathAddr::Direct(a_public_v4(self));
+        self.add_paths(peers, to_b, to_a);
     }
 
     fn send(&mut self, node: usize, via: Via, bytes: Vec<u8>) {
@@ -256,27 +280,30 @@ fn a_public_v4(w: &World) -> SocketAddr {
     )
 }
 
+/// A world whose peers know each other by the relay and directly over IPv4.
+fn relay_and_direct_v4(seed: u64) -> (World, (SocketAddr, SocketAddr)) {
+    let mut w = World::new(seed);
+    let peers = w.peer_keys();
+    w.add_relay_paths(peers);
+    w.add_direct_v4_paths(peers);
+    (w, peers)
+}
+
+/// A world whose peers know each other only directly over IPv4.
+fn direct_v4(seed: u64) -> (World, (SocketAddr, SocketAddr)) {
+    let mut w = World::new(seed);
+    let peers = w.peer_keys();
+    w.add_direct_v4_paths(peers);
+    (w, peers)
+}
+
 #[test]
 fn relay_first_then_ipv4_then_ipv6_wins() {
     let mut w = World::new(1);
     let peers = w.peer_keys();
     let (b, a) = peers;
-    let (b_v4, b_v6, a_v6) = (w.nodes[1].v4, w.nodes[1].v6, w.nodes[0].v6);
-    w.nodes[0]
-        .core
-        .add_path(
-            w.now,
-            b,
-            PathAddr::Relay {
-                server: sa(RELAY),
-                peer: b_v4,
-            },
-        )
-        .unwrap();
-    w.nodes[1]
-        .core
-        .add_path(w.now, a, PathAddr::RemoteRelay(sa("198.51.100.1:40000")))
-        .unwrap();
+    let (b_v6, a_v6) = (w.nodes[1].v6, w.nodes[0].v6);
+    w.add_relay_paths(peers);
     w.run(
         Duration::from_secs(1),
         peers,
@@ -287,15 +314,7 @@ fn relay_first_then_ipv4_then_ipv6_wins() {
     // QUIC sees the virtual address whatever the path.
     assert!(w.nodes[1].delivered.iter().all(|(from, _)| *from == a));
 
-    let a_v4 = a_public_v4(&w);
-    w.nodes[0]
-        .core
-        .add_path(w.now, b, PathAddr::Direct(b_v4))
-        .unwrap();
-    w.nodes[1]
-        .core
-        .add_path(w.now, a, PathAddr::Direct(a_v4))
-        .unwrap();
+    w.add_direct_v4_paths(peers);
     w.run(
         Duration::from_secs(2),
         peers,
@@ -304,14 +323,7 @@ fn relay_first_then_ipv4_then_ipv6_wins() {
     assert_eq!(w.active(0, b), Some(PathKind::DirectV4));
     assert_eq!(w.active(1, a), Some(PathKind::DirectV4));
 
-    w.nodes[0]
-        .core
-        .add_path(w.now, b, PathAddr::Direct(b_v6))
-        .unwrap();
-    w.nodes[1]
-        .core
-        .add_path(w.now, a, PathAddr::Direct(a_v6))
-        .unwrap();
+    w.add_paths(peers, PathAddr::Direct(b_v6), PathAddr::Direct(a_v6));
     w.run(
         Duration::from_secs(2),
         peers,
@@ -331,17 +343,10 @@ fn relay_first_then_ipv4_then_ipv6_wins() {
 
 #[test]
 fn ipv6_is_preferred_when_both_families_work_from_the_start() {
-    let mut w = World::new(2);
-    let peers = w.peer_keys();
-    let (b, a) = peers;
-    let a_v4 = a_public_v4(&w);
-    let (b_v4, b_v6, a_v6) = (w.nodes[1].v4, w.nodes[1].v6, w.nodes[0].v6);
-    for p in [PathAddr::Direct(b_v4), PathAddr::Direct(b_v6)] {
-        w.nodes[0].core.add_path(w.now, b, p).unwrap();
-    }
-    for p in [PathAddr::Direct(a_v4), PathAddr::Direct(a_v6)] {
-        w.nodes[1].core.add_path(w.now, a, p).unwrap();
-    }
+    let (mut w, peers) = direct_v4(2);
+    let b = peers.0;
+    let (b_v6, a_v6) = (w.nodes[1].v6, w.nodes[0].v6);
+    w.add_paths(peers, PathAddr::Direct(b_v6), PathAddr::Direct(a_v6));
     w.run(Duration::from_secs(2), peers, None);
     assert_eq!(w.active(0, b), Some(PathKind::DirectV6));
     assert_eq!(w.changes(0).last(), Some(&Some(PathKind::DirectV6)));
@@ -349,34 +354,10 @@ fn ipv6_is_preferred_when_both_families_work_from_the_start() {
 
 #[test]
 fn a_dead_direct_path_falls_back_to_the_relay() {
-    let mut w = World::new(3);
-    let peers = w.peer_keys();
+    let (mut w, peers) = relay_and_direct_v4(3);
     let (b, a) = peers;
     let a_v4 = a_public_v4(&w);
     let b_v4 = w.nodes[1].v4;
-    w.nodes[0]
-        .core
-        .add_path(
-            w.now,
-            b,
-            PathAddr::Relay {
-                server: sa(RELAY),
-                peer: b_v4,
-            },
-        )
-        .unwrap();
-    w.nodes[0]
-        .core
-        .add_path(w.now, b, PathAddr::Direct(b_v4))
-        .unwrap();
-    w.nodes[1]
-        .core
-        .add_path(w.now, a, PathAddr::RemoteRelay(sa("198.51.100.1:40000")))
-        .unwrap();
-    w.nodes[1]
-        .core
-        .add_path(w.now, a, PathAddr::Direct(a_v4))
-        .unwrap();
     w.run(
         Duration::from_secs(2),
         peers,
@@ -437,34 +418,8 @@ fn one_lost_probe_on_a_lossy_idle_path_is_not_a_switch() {
     // 10 % loss each way, no QUIC traffic: a switch needs three probes in a
     // row lost, so over a simulated minute the direct path stays chosen nearly
     // all the time.
-    let mut w = World::new(6);
-    let peers = w.peer_keys();
-    let (b, a) = peers;
-    let a_v4 = a_public_v4(&w);
-    let b_v4 = w.nodes[1].v4;
-    w.nodes[0]
-        .core
-        .add_path(
-            w.now,
-            b,
-            PathAddr::Relay {
-                server: sa(RELAY),
-                peer: b_v4,
-            },
-        )
-        .unwrap();
-    w.nodes[0]
-        .core
-        .add_path(w.now, b, PathAddr::Direct(b_v4))
-        .unwrap();
-    w.nodes[1]
-        .core
-        .add_path(w.now, a, PathAddr::RemoteRelay(sa("198.51.100.1:40000")))
-        .unwrap();
-    w.nodes[1]
-        .core
-        .add_path(w.now, a, PathAddr::Direct(a_v4))
-        .unwrap();
+    let (mut w, peers) = relay_and_direct_v4(6);
+    let b = peers.0;
     w.run(Duration::from_secs(2), peers, None);
     assert_eq!(w.active(0, b), Some(PathKind::DirectV4));
     w.net.set_link(crate::sim::LinkConfig {
@@ -489,19 +444,9 @@ fn one_lost_probe_on_a_lossy_idle_path_is_not_a_switch() {
 
 #[test]
 fn a_nat_rebinding_is_recognised_by_the_quic_connection_id() {
-    let mut w = World::new(4);
-    let peers = w.peer_keys();
-    let (b, a) = peers;
+    let (mut w, peers) = direct_v4(4);
+    let a = peers.1;
     let a_v4 = a_public_v4(&w);
-    let b_v4 = w.nodes[1].v4;
-    w.nodes[0]
-        .core
-        .add_path(w.now, b, PathAddr::Direct(b_v4))
-        .unwrap();
-    w.nodes[1]
-        .core
-        .add_path(w.now, a, PathAddr::Direct(a_v4))
-        .unwrap();
     w.run(
         Duration::from_secs(2),
         peers,
@@ -546,19 +491,9 @@ fn a_nat_rebinding_is_recognised_by_the_quic_connection_id() {
 
 #[test]
 fn after_a_rebinding_sends_follow_the_peer_within_a_round_trip() {
-    let mut w = World::new(5);
-    let peers = w.peer_keys();
-    let (b, a) = peers;
+    let (mut w, peers) = direct_v4(5);
+    let a = peers.1;
     let a_v4 = a_public_v4(&w);
-    let b_v4 = w.nodes[1].v4;
-    w.nodes[0]
-        .core
-        .add_path(w.now, b, PathAddr::Direct(b_v4))
-        .unwrap();
-    w.nodes[1]
-        .core
-        .add_path(w.now, a, PathAddr::Direct(a_v4))
-        .unwrap();
     w.run(
         Duration::from_secs(2),
         peers,
@@ -592,24 +527,13 @@ fn after_a_rebinding_sends_follow_the_peer_within_a_round_trip() {
 #[test]
 fn the_simulation_is_deterministic() {
     let trace = |seed| {
-        let mut w = World::new(seed);
+        let (mut w, peers) = direct_v4(seed);
         w.net.set_link(crate::sim::LinkConfig {
             delay: Duration::from_millis(20),
             jitter: Duration::from_millis(15),
             loss: 0.2,
         });
-        let peers = w.peer_keys();
-        let (b, a) = peers;
-        let a_v4 = a_public_v4(&w);
-        let b_v4 = w.nodes[1].v4;
-        w.nodes[0]
-            .core
-            .add_path(w.now, b, PathAddr::Direct(b_v4))
-            .unwrap();
-        w.nodes[1]
-            .core
-            .add_path(w.now, a, PathAddr::Direct(a_v4))
-            .unwrap();
+        let b = peers.0;
         w.run(
             Duration::from_secs(5),
             peers,
