@@ -103,6 +103,22 @@ pub(crate) unsafe fn write_text(
     Ok(())
 }
 
+/// Writes `addrs` comma-separated (e.g. `[::1]:50123,127.0.0.1:50123`) as `write_text`
+/// does; no addresses make an empty string.
+///
+/// # Safety
+/// As `write_text`.
+pub(crate) unsafe fn write_addrs(
+    addrs: &[SocketAddr],
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+) -> Result<(), FfiError> {
+    let text = addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    // SAFETY: forwarded caller promises about buf, len and needed.
+    unsafe { write_text(&text.join(","), buf, len, needed) }
+}
+
 /// Copies `text` into a fixed C char array, cut to fit, always NUL-terminated.
 pub(crate) fn fill_fixed(text: &str, out: &mut [c_char]) {
     let n = text.len().min(out.len().saturating_sub(1));

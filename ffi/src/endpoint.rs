@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 
 use tsunagi::session::{Event, Identity, PollEndpoint, Rendezvous};
 
-use crate::buffers::{bytes_arg, fill_fixed, out_buf, parse_addrs, peer_arg, str_arg, write_text};
+use crate::buffers::{
+    bytes_arg, fill_fixed, out_buf, parse_addrs, peer_arg, str_arg, write_addrs, write_text,
+};
 use crate::config::tsunagi_config;
 use crate::error::tsunagi_result::{self, TSUNAGI_ERR_NOT_CONNECTED, TSUNAGI_OK};
 use crate::error::{FfiError, guard};
@@ -250,9 +252,8 @@ pub unsafe extern "C" fn tsunagi_endpoint_local_addresses(
 ) -> tsunagi_result {
     with_endpoint(endpoint, |state| {
         let addrs = state.endpoint.local_addrs();
-        let text = addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>();
         // SAFETY: forwarded caller promises about buf, len and needed.
-        unsafe { write_text(&text.join(","), buf, len, needed) }?;
+        unsafe { write_addrs(&addrs, buf, len, needed) }?;
         Ok(TSUNAGI_OK)
     })
 }
@@ -331,9 +332,8 @@ pub unsafe extern "C" fn tsunagi_endpoint_relayed_addresses(
             Some(status) if status.allocated => status.relayed,
             _ => Vec::new(),
         };
-        let text = relayed.iter().map(|a| a.to_string()).collect::<Vec<_>>();
         // SAFETY: forwarded caller promises about buf, len and needed.
-        unsafe { write_text(&text.join(","), buf, len, needed) }?;
+        unsafe { write_addrs(&relayed, buf, len, needed) }?;
         Ok(TSUNAGI_OK)
     })
 }
