@@ -13,8 +13,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::turn::{peer_socket, start_turn};
 use tsunagi::relay::{Client, Config, Credentials, Event, rest_credentials};
 
-/// Drives the client on a real socket until `done` accepts an event.
-fn drive(client: &mut Client, socket: &UdpSocket, mut done: impl FnMut(&Event) -> bool) -> Event {
+/// Drives the client on a real socket until `stop` accepts an event; `None` after 10 s.
+fn run_until(
+    client: &mut Client,
+    socket: &UdpSocket,
+    mut stop: impl FnMut(&Event) -> bool,
+) -> Option<Event> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut buf = vec![0u8; 2048];
     while Instant::now() < deadline {
@@ -22,11 +26,8 @@ fn drive(client: &mut Client, socket: &UdpSocket, mut done: impl FnMut(&Event) -
             socket.send_to(&t.bytes, t.to).unwrap();
         }
         while let Some(event) = client.poll_event() {
-            if let Event::Failed { reason } | Event::AllocationLost { reason } = &event {
-                panic!("client failed: {reason}");
-            }
-            if done(&event) {
-                return event;
+            if stop(&event) {
+                return Some(event);
             }
         }
         socket
@@ -37,7 +38,51 @@ fn drive(client: &mut Client, socket: &UdpSocket, mut done: impl FnMut(&Event) -
         }
         client.handle_timeout(Instant::now());
     }
-    panic!("no expected event within 10 s");
+    None
+}
+
+/// Drives the client until `done` accepts an event; a failure panics.
+fn drive(client: &mut Client, socket: &UdpSocket, mut done: impl FnMut(&Event) -> bool) -> Event {
+    run_until(client, socket, |event| {
+        if let Event::Failed { reason } | Event::AllocationLost { reason } = event {
+            panic!("client failed: {reason}");
+        }
+        done(event)
+    })
+    .unwrap_or_else(|| panic!("no expected event within 10 s"))
+}
+
+/// `peer` sends `bytes` to the client's `relayed` address; the client must deliver
+/// them as data from `peer`.
+fn peer_sends(
+    client: &mut Client,
+    socket: &UdpSocket,
+    peer: &UdpSocket,
+    relayed: SocketAddr,
+    bytes: &[u8],
+) {
+    peer.send_to(bytes, relayed).unwrap();
+    let event = drive(client, socket, |e| matches!(e, Event::Data { .. }));
+    assert_eq!(
+        event,
+        Event::Data {
+            peer: peer.local_addr().unwrap(),
+            bytes: bytes.to_vec()
+        }
+    );
+}
+
+/// A peer socket the allocated `client` has a permission for, and its address.
+fn permitted_peer(client: &mut Client, socket: &UdpSocket) -> (UdpSocket, SocketAddr) {
+    let peer = peer_socket("127.0.0.1:0");
+    let peer_addr = peer.local_addr().unwrap();
+    client
+        .create_permission(Instant::now(), peer_addr.ip())
+        .unwrap();
+    drive(client, socket, |e| {
+        matches!(e, Event::PermissionCreated { .. })
+    });
+    (peer, peer_addr)
 }
 
 fn exercise(server: SocketAddr, credentials: Credentials) {
@@ -49,14 +94,7 @@ fn exercise(server: SocketAddr, credentials: Credentials) {
         unreachable!()
     };
     let relayed = relayed[0];
-    let peer = peer_socket("127.0.0.1:0");
-    let peer_addr = peer.local_addr().unwrap();
-    client
-        .create_permission(Instant::now(), peer_addr.ip())
-        .unwrap();
-    drive(&mut client, &socket, |e| {
-        matches!(e, Event::PermissionCreated { .. })
-    });
+    let (peer, peer_addr) = permitted_peer(&mut client, &socket);
     client
         .send_to(Instant::now(), peer_addr, b"via send")
         .unwrap();
@@ -66,15 +104,7 @@ fn exercise(server: SocketAddr, credentials: Credentials) {
     let mut buf = [0u8; 64];
     let (n, from) = peer.recv_from(&mut buf).unwrap();
     assert_eq!((&buf[..n], from), (&b"via send"[..], relayed));
-    peer.send_to(b"reply", relayed).unwrap();
-    let event = drive(&mut client, &socket, |e| matches!(e, Event::Data { .. }));
-    assert_eq!(
-        event,
-        Event::Data {
-            peer: peer_addr,
-            bytes: b"reply".to_vec()
-        }
-    );
+    peer_sends(&mut client, &socket, &peer, relayed, b"reply");
 
     client.bind_channel(Instant::now(), peer_addr).unwrap();
     drive(&mut client, &socket, |e| {
@@ -89,15 +119,7 @@ fn exercise(server: SocketAddr, credentials: Credentials) {
     }
     let (n, _) = peer.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"via channel");
-    peer.send_to(b"channel reply", relayed).unwrap();
-    let event = drive(&mut client, &socket, |e| matches!(e, Event::Data { .. }));
-    assert_eq!(
-        event,
-        Event::Data {
-            peer: peer_addr,
-            bytes: b"channel reply".to_vec()
-        }
-    );
+    peer_sends(&mut client, &socket, &peer, relayed, b"channel reply");
 
     client.release(Instant::now());
     drive(&mut client, &socket, |e| matches!(e, Event::Released));
@@ -125,28 +147,12 @@ fn sdk_client_with_static_and_rest_credentials() {
     );
 }
 
-/// Like [`drive`], but returns a failure as the event instead of panicking.
+/// Like [`drive`] until allocated, but returns a failure as the event instead of panicking.
 fn drive_to_end(client: &mut Client, socket: &UdpSocket) -> Event {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buf = vec![0u8; 2048];
-    while Instant::now() < deadline {
-        while let Some(t) = client.poll_transmit() {
-            socket.send_to(&t.bytes, t.to).unwrap();
-        }
-        while let Some(event) = client.poll_event() {
-            if matches!(event, Event::Allocated { .. } | Event::Failed { .. }) {
-                return event;
-            }
-        }
-        socket
-            .set_read_timeout(Some(Duration::from_millis(20)))
-            .unwrap();
-        if let Ok((n, from)) = socket.recv_from(&mut buf) {
-            client.handle_input(Instant::now(), from, &buf[..n]);
-        }
-        client.handle_timeout(Instant::now());
-    }
-    panic!("neither allocated nor failed within 10 s");
+    run_until(client, socket, |e| {
+        matches!(e, Event::Allocated { .. } | Event::Failed { .. })
+    })
+    .unwrap_or_else(|| panic!("neither allocated nor failed within 10 s"))
 }
 
 #[test]
@@ -184,21 +190,6 @@ fn a_restarted_client_on_the_same_address_replaces_its_stale_allocation() {
         panic!("the restarted client was refused: {event:?}");
     };
     let relayed = relayed[0];
-    let peer = peer_socket("127.0.0.1:0");
-    let peer_addr = peer.local_addr().unwrap();
-    second
-        .create_permission(Instant::now(), peer_addr.ip())
-        .unwrap();
-    drive(&mut second, &socket, |e| {
-        matches!(e, Event::PermissionCreated { .. })
-    });
-    peer.send_to(b"hello again", relayed).unwrap();
-    let event = drive(&mut second, &socket, |e| matches!(e, Event::Data { .. }));
-    assert_eq!(
-        event,
-        Event::Data {
-            peer: peer_addr,
-            bytes: b"hello again".to_vec()
-        }
-    );
+    let (peer, _) = permitted_peer(&mut second, &socket);
+    peer_sends(&mut second, &socket, &peer, relayed, b"hello again");
 }
