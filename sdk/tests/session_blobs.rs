@@ -122,6 +122,17 @@ async fn add_relay(endpoint: &Endpoint, server: SocketAddr) {
         .add_relay(Config::new(server, Credentials::new("u", "p")));
 }
 
+/// tsunagi-relay on loopback, its address, and Alice and Bob with it as their relay.
+async fn pair_with_relay() -> (Running, SocketAddr, (Endpoint, Events), (Endpoint, Events)) {
+    let relay = start_tsunagi_relay();
+    let server = relay.local_addresses()[0];
+    let alice = endpoint().await;
+    let bob = endpoint().await;
+    add_relay(&alice.0, server).await;
+    add_relay(&bob.0, server).await;
+    (relay, server, alice, bob)
+}
+
 fn is_direct(path: PathKind) -> bool {
     matches!(path, PathKind::DirectV4 | PathKind::DirectV6)
 }
@@ -146,12 +157,7 @@ async fn blobs_connect_two_endpoints_directly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blobs_with_a_relay_connect_and_end_on_the_direct_path() {
-    let relay = start_tsunagi_relay();
-    let server = relay.local_addresses()[0];
-    let (alice, mut alice_events) = endpoint().await;
-    let (bob, mut bob_events) = endpoint().await;
-    add_relay(&alice, server).await;
-    add_relay(&bob, server).await;
+    let (relay, _, (alice, mut alice_events), (bob, mut bob_events)) = pair_with_relay().await;
     let start = Instant::now();
     let mut lobby_saw_relayed = false;
     let mut seen = Vec::new();
@@ -219,12 +225,7 @@ fn relayed_only(blob: Vec<u8>) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blobs_with_only_relayed_candidates_connect_over_the_relay() {
-    let relay = start_tsunagi_relay();
-    let server = relay.local_addresses()[0];
-    let (alice, mut alice_events) = endpoint().await;
-    let (bob, mut bob_events) = endpoint().await;
-    add_relay(&alice, server).await;
-    add_relay(&bob, server).await;
+    let (relay, _, (alice, mut alice_events), (bob, mut bob_events)) = pair_with_relay().await;
     let start = Instant::now();
     exchange(&alice, &bob, relayed_only).await;
     let (_, path) = connected(&mut alice_events, "alice").await;
@@ -311,12 +312,7 @@ async fn relay_first_connects_lose_nothing() {
 /// for an allocation without a permission for its source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_answer_comes_after_the_permission_for_the_offerer_is_requested() {
-    let relay = start_tsunagi_relay();
-    let server = relay.local_addresses()[0];
-    let (alice, _alice_events) = endpoint().await;
-    let (bob, _bob_events) = endpoint().await;
-    add_relay(&alice, server).await;
-    add_relay(&bob, server).await;
+    let (relay, server, (alice, _alice_events), (bob, _bob_events)) = pair_with_relay().await;
     let offer = relayed_only(alice.create_offer(bob.peer_id()).await.unwrap());
     let alice_relayed: Vec<SocketAddr> = Signal::from_blob(&offer)
         .unwrap()
