@@ -28,7 +28,7 @@ use common::Reap;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -64,6 +64,15 @@ fn lab(sites: Vec<Site>) -> (Lab, SocketAddr) {
     (lab, server)
 }
 
+/// The lab of `sites` with tsunagi-relay, or `None` (saying SKIPPED) when not root.
+fn root_lab(sites: Vec<Site>) -> Option<(Lab, SocketAddr)> {
+    if !natlab::is_root() {
+        println!("SKIPPED(not root): the keepalive lab needs root for network namespaces");
+        return None;
+    }
+    Some(lab(sites))
+}
+
 fn token(name: &str) -> String {
     common::token(SECRET, name, Duration::from_secs(900))
 }
@@ -92,6 +101,40 @@ fn connect_args<'a>(peer_id: &'a str, more: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
+/// Runs `tsunagi peer connect <peer_id> [more]` in `site`, for at most `limit`.
+fn connect(
+    lab: &Lab,
+    site: &str,
+    server: SocketAddr,
+    peer_id: &str,
+    more: &[&str],
+    limit: Duration,
+) -> Output {
+    let mut cmd = peer_command(lab, site, server, &connect_args(peer_id, more));
+    run_with_timeout(&mut cmd, limit).unwrap()
+}
+
+/// Spawns `cmd` with its stdout read on a thread: each line, with `stamp()` taken
+/// as it arrives.
+fn spawn_lines<T: Send + 'static>(
+    cmd: &mut Command,
+    stamp: impl Fn() -> T + Send + 'static,
+) -> (Reap, mpsc::Receiver<(T, String)>) {
+    cmd.stdout(Stdio::piped());
+    let mut child = Reap(cmd.spawn().unwrap());
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send((stamp(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
 fn json_lines(stdout: &str) -> Vec<Value> {
     stdout
         .lines()
@@ -101,16 +144,20 @@ fn json_lines(stdout: &str) -> Vec<Value> {
 
 #[test]
 fn a_3_minute_idle_session_through_10s_nat_timers_stays_up() {
-    if !natlab::is_root() {
-        println!("SKIPPED(not root): the keepalive lab needs root for network namespaces");
-        return;
-    }
     let started = Instant::now();
-    let (lab, server) = lab(vec![short_timer_site("ida"), short_timer_site("idb")]);
+    let Some((lab, server)) = root_lab(vec![short_timer_site("ida"), short_timer_site("idb")])
+    else {
+        return;
+    };
     let (_listener, peer_id) = listen(&lab, "ida", server, &[]);
-    let args = connect_args(&peer_id, &["--idle-secs", "180", "--count", "10"]);
-    let mut cmd = peer_command(&lab, "idb", server, &args);
-    let out = run_with_timeout(&mut cmd, Duration::from_secs(260)).unwrap();
+    let out = connect(
+        &lab,
+        "idb",
+        server,
+        &peer_id,
+        &["--idle-secs", "180", "--count", "10"],
+        Duration::from_secs(260),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -135,12 +182,8 @@ fn a_3_minute_idle_session_through_10s_nat_timers_stays_up() {
 
 #[test]
 fn an_idle_listener_stays_reachable_only_with_keepalives() {
-    if !natlab::is_root() {
-        println!("SKIPPED(not root): the keepalive lab needs root for network namespaces");
-        return;
-    }
     let started = Instant::now();
-    let (lab, server) = lab(vec![
+    let Some((lab, server)) = root_lab(vec![
         short_timer_site("kon"),
         short_timer_site("koff"),
         Site::new("ksym", SiteKind::Nat(Nat::symmetric())).knobs(Knobs {
@@ -148,7 +191,9 @@ fn an_idle_listener_stays_reachable_only_with_keepalives() {
             ..Knobs::default()
         }),
         Site::new("kc", SiteKind::Nat(Nat::port_restricted())),
-    ]);
+    ]) else {
+        return;
+    };
     let (_on, on_id) = listen(&lab, "kon", server, &["--nat-timer", "10"]);
     let (_off, off_id) = listen(&lab, "koff", server, &["--no-keepalive"]);
     // Default keepalives (15 s) behind a symmetric NAT: the mapping expires
@@ -159,30 +204,25 @@ fn an_idle_listener_stays_reachable_only_with_keepalives() {
     let (_sym, sym_id) = {
         let mut cmd = peer_command(&lab, "ksym", server, &["listen"]);
         cmd.env("RUST_LOG", "tsunagi=info")
-            .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&sym_log).unwrap());
-        let mut child = Reap(cmd.spawn().unwrap());
-        let stdout = child.0.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            if let Some(Ok(line)) = BufReader::new(stdout).lines().next() {
-                let _ = tx.send(line);
-            }
-        });
-        let ready: Value = serde_json::from_str(
-            &rx.recv_timeout(Duration::from_secs(15))
-                .expect("ksym: no ready line within 15 s"),
-        )
-        .unwrap();
-        (child, ready["peer_id"].as_str().unwrap().to_owned())
+        common::wait_ready(cmd, "ksym").unwrap_or_else(|e| panic!("{e}"))
     };
     // The idle gap is what is under test: 2.5 session timers with no traffic
     // of the application's toward the server.
     std::thread::sleep(TIMER * 5 / 2);
 
-    let args = connect_args(&on_id, &["--count", "3"]);
-    let mut cmd = peer_command(&lab, "kc", server, &args);
-    let out = run_with_timeout(&mut cmd, Duration::from_secs(40)).unwrap();
+    // Three messages from kc to a listener.
+    let reach = |peer_id: &str| {
+        connect(
+            &lab,
+            "kc",
+            server,
+            peer_id,
+            &["--count", "3"],
+            Duration::from_secs(40),
+        )
+    };
+    let out = reach(&on_id);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -190,9 +230,7 @@ fn an_idle_listener_stays_reachable_only_with_keepalives() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let args = connect_args(&sym_id, &["--count", "3"]);
-    let mut cmd = peer_command(&lab, "kc", server, &args);
-    let out = run_with_timeout(&mut cmd, Duration::from_secs(40)).unwrap();
+    let out = reach(&sym_id);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let log = std::fs::read_to_string(&sym_log).unwrap_or_default();
     assert!(
@@ -218,9 +256,7 @@ fn an_idle_listener_stays_reachable_only_with_keepalives() {
         println!("ksym listener: {line}");
     }
 
-    let args = connect_args(&off_id, &["--count", "3"]);
-    let mut cmd = peer_command(&lab, "kc", server, &args);
-    let out = run_with_timeout(&mut cmd, Duration::from_secs(40)).unwrap();
+    let out = reach(&off_id);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         !out.status.success(),
@@ -272,18 +308,8 @@ fn disrupted_run(
     let (_listener, peer_id) = listen(lab, listener, server, &[]);
     let args = connect_args(&peer_id, &["--count", "60", "--interval-ms", "100"]);
     let mut cmd = peer_command(lab, connector, server, &args);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = Reap(cmd.spawn().unwrap());
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send((Instant::now(), line)).is_err() {
-                break;
-            }
-        }
-    });
+    cmd.stderr(Stdio::piped());
+    let (mut child, rx) = spawn_lines(&mut cmd, Instant::now);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut lines: Vec<(Instant, Value)> = Vec::new();
     let mut disrupted: Option<(Instant, String)> = None;
@@ -396,17 +422,15 @@ fn disrupted_run(
 
 #[test]
 fn a_conntrack_flush_or_a_dead_direct_path_mid_session_loses_no_message() {
-    if !natlab::is_root() {
-        println!("SKIPPED(not root): the keepalive lab needs root for network namespaces");
-        return;
-    }
     let started = Instant::now();
-    let (lab, server) = lab(vec![
+    let Some((lab, server)) = root_lab(vec![
         Site::new("fla", SiteKind::Nat(Nat::port_restricted())),
         Site::new("flb", SiteKind::Nat(Nat::port_restricted())),
         Site::new("flc", SiteKind::Nat(Nat::full_cone())),
         Site::new("fld", SiteKind::Nat(Nat::symmetric())),
-    ]);
+    ]) else {
+        return;
+    };
     // Port-preserving NAT: the mappings come back with the same ports.
     let same = disrupted_run(&lab, server, "fla", "flb", Disruption::Flush("fla"));
     // Symmetric NAT: new random ports, i.e. the connector's address changes
@@ -444,25 +468,13 @@ fn a_conntrack_flush_or_a_dead_direct_path_mid_session_loses_no_message() {
 
 #[test]
 fn a_background_measurement_sizes_the_keepalives_to_the_nat_timer() {
-    if !natlab::is_root() {
-        println!("SKIPPED(not root): the keepalive lab needs root for network namespaces");
-        return;
-    }
     let started = Instant::now();
-    let (lab, server) = lab(vec![short_timer_site("mtl")]);
+    let Some((lab, server)) = root_lab(vec![short_timer_site("mtl")]) else {
+        return;
+    };
     let mut cmd = peer_command(&lab, "mtl", server, &["--measure-nat-timer", "listen"]);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
-    let mut child = Reap(cmd.spawn().unwrap());
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send((started.elapsed(), line)).is_err() {
-                break;
-            }
-        }
-    });
+    cmd.stderr(Stdio::null());
+    let (_child, rx) = spawn_lines(&mut cmd, move || started.elapsed());
     // Ready first: the measurement must not hold up the registration.
     let (ready_after, ready) = rx.recv_timeout(Duration::from_secs(15)).unwrap();
     assert!(ready.contains("\"ready\""), "{ready}");
