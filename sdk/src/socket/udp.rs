@@ -160,6 +160,11 @@ impl UdpSockets {
         })
     }
 
+    /// The bound sockets, IPv4 first.
+    fn sockets(&self) -> impl Iterator<Item = &FamilySocket> {
+        self.v4.iter().chain(&self.v6)
+    }
+
     fn for_destination(&self, destination: SocketAddr) -> io::Result<&FamilySocket> {
         let socket = if destination.is_ipv6() {
             self.v6.as_ref()
@@ -246,28 +251,21 @@ impl DatagramIo for UdpSockets {
     }
 
     fn max_transmit_segments(&self) -> usize {
-        [self.v4.as_ref(), self.v6.as_ref()]
-            .into_iter()
-            .flatten()
+        self.sockets()
             .map(|s| s.state.max_gso_segments())
             .min()
             .unwrap_or(1)
     }
 
     fn max_receive_segments(&self) -> usize {
-        [self.v4.as_ref(), self.v6.as_ref()]
-            .into_iter()
-            .flatten()
+        self.sockets()
             .map(|s| s.state.gro_segments())
             .max()
             .unwrap_or(1)
     }
 
     fn may_fragment(&self) -> bool {
-        [self.v4.as_ref(), self.v6.as_ref()]
-            .into_iter()
-            .flatten()
-            .any(|s| s.state.may_fragment())
+        self.sockets().any(|s| s.state.may_fragment())
     }
 }
 
