@@ -88,17 +88,20 @@ impl Link {
         }
     }
 
-    pub(crate) fn send_datagram(&self, bytes: Bytes) -> Result<(), SessionError> {
+    /// Whether a datagram of `size` bytes fits what the connection can send now.
+    fn check_datagram_size(&self, size: usize) -> Result<(), SessionError> {
         let limit = self
             .connection
             .max_datagram_size()
             .ok_or(SessionError::DatagramsUnsupported)?;
-        if bytes.len() > limit {
-            return Err(SessionError::DatagramTooLarge {
-                size: bytes.len(),
-                limit,
-            });
+        if size > limit {
+            return Err(SessionError::DatagramTooLarge { size, limit });
         }
+        Ok(())
+    }
+
+    pub(crate) fn send_datagram(&self, bytes: Bytes) -> Result<(), SessionError> {
+        self.check_datagram_size(bytes.len())?;
         self.connection.send_datagram(bytes).map_err(|e| match e {
             quinn::SendDatagramError::TooLarge => SessionError::DatagramTooLarge {
                 size: 0,
@@ -112,16 +115,7 @@ impl Link {
     /// Like [`Link::send_datagram`], but waits for room in the send buffer instead of
     /// dropping the oldest queued datagram.
     pub(crate) async fn send_datagram_wait(&self, bytes: Bytes) -> Result<(), SessionError> {
-        let limit = self
-            .connection
-            .max_datagram_size()
-            .ok_or(SessionError::DatagramsUnsupported)?;
-        if bytes.len() > limit {
-            return Err(SessionError::DatagramTooLarge {
-                size: bytes.len(),
-                limit,
-            });
-        }
+        self.check_datagram_size(bytes.len())?;
         self.connection
             .send_datagram_wait(bytes)
             .await
