@@ -393,11 +393,7 @@ impl Endpoint {
         channel: u16,
         message: impl Into<Bytes>,
     ) -> Result<(), SessionError> {
-        let message = self.check_message(message.into())?;
-        let sender = self
-            .shared
-            .link(&peer)?
-            .channel_sender(&self.shared, channel)?;
+        let (message, sender) = self.message_sender(peer, channel, message.into())?;
         sender
             .send(message)
             .await
@@ -412,18 +408,20 @@ impl Endpoint {
         channel: u16,
         message: impl Into<Bytes>,
     ) -> Result<(), SessionError> {
-        let message = self.check_message(message.into())?;
-        let sender = self
-            .shared
-            .link(&peer)?
-            .channel_sender(&self.shared, channel)?;
+        let (message, sender) = self.message_sender(peer, channel, message.into())?;
         sender.try_send(message).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SessionError::SendQueueFull { peer, channel },
             mpsc::error::TrySendError::Closed(_) => SessionError::NotConnected(peer),
         })
     }
 
-    fn check_message(&self, message: Bytes) -> Result<Bytes, SessionError> {
+    /// Checks a reliable message's size and finds the send queue of `peer`'s `channel`.
+    fn message_sender(
+        &self,
+        peer: PeerId,
+        channel: u16,
+        message: Bytes,
+    ) -> Result<(Bytes, mpsc::Sender<Bytes>), SessionError> {
         let limit = self.shared.config.max_message_size;
         if message.len() > limit {
             return Err(SessionError::MessageTooLarge {
@@ -431,7 +429,11 @@ impl Endpoint {
                 limit,
             });
         }
-        Ok(message)
+        let sender = self
+            .shared
+            .link(&peer)?
+            .channel_sender(&self.shared, channel)?;
+        Ok((message, sender))
     }
 
     /// Sends an unreliable message. Fails with [`SessionError::DatagramTooLarge`] above
