@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tsunagi::ice::{DriverEvent, IceConfig, IceDriver, IceEvent};
-use tsunagi::path::{PathConfig, PathEvent, PathHandle, PathKind, PathSocket, PeerKey};
+use tsunagi::path::{PathConfig, PathHandle, PathKind, PathSocket, PeerKey};
 use tsunagi::signal::{Role, Signal};
 use tsunagi::socket::SocketConfig;
 
@@ -41,16 +41,6 @@ fn side(server: Option<quinn::ServerConfig>) -> Side {
 /// Hands a signal over as the game would: bytes through its own backend.
 fn carry(signal: &Signal) -> Signal {
     Signal::from_blob(&signal.to_blob().unwrap()).unwrap()
-}
-
-async fn wait_for_path(paths: &PathHandle, want: PathKind) {
-    loop {
-        if let PathEvent::PathChanged { to: Some(k), .. } = paths.next_event().await
-            && k == want
-        {
-            return;
-        }
-    }
 }
 
 #[tokio::test]
@@ -101,7 +91,10 @@ async fn ice_over_loopback_then_quic_over_the_path_it_found() {
     let pa = pump(&a.ice, b.ice.clone(), a_at_b, Role::Offer, key_a);
     let pb = pump(&b.ice, a.ice.clone(), b_at_a, Role::Answer, key_b);
     tokio::time::timeout(Duration::from_secs(10), async {
-        tokio::join!(wait_for_path(&a.paths, want), wait_for_path(&b.paths, want))
+        tokio::join!(
+            path_support::wait_for_kind(&a.paths, want),
+            path_support::wait_for_kind(&b.paths, want)
+        )
     })
     .await
     .expect("ICE gave both path layers a live path");

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tsunagi::path::{PathAddr, PathConfig, PathEvent, PathHandle, PathKind, PathSocket, PeerKey};
+use tsunagi::path::{PathAddr, PathConfig, PathHandle, PathKind, PathSocket, PeerKey};
 use tsunagi::socket::SocketConfig;
 
 struct Side {
@@ -35,16 +35,6 @@ fn side(server: Option<quinn::ServerConfig>) -> Side {
         paths,
         v4: local.v4.unwrap(),
         v6: local.v6,
-    }
-}
-
-async fn wait_for_kind(paths: &PathHandle, kind: PathKind) {
-    loop {
-        if let PathEvent::PathChanged { to: Some(k), .. } = paths.next_event().await
-            && k == kind
-        {
-            return;
-        }
     }
 }
 
@@ -83,7 +73,7 @@ async fn ten_thousand_messages_survive_a_switch_from_ipv4_to_ipv6() {
             if i == COUNT / 2 {
                 a.paths.add_path(b_at_a, PathAddr::Direct(b6)).unwrap();
                 b.paths.add_path(a_at_b, PathAddr::Direct(a6)).unwrap();
-                wait_for_kind(&a.paths, PathKind::DirectV6).await;
+                path_support::wait_for_kind(&a.paths, PathKind::DirectV6).await;
             }
         }
         send.finish().unwrap();
@@ -138,7 +128,7 @@ async fn ipv6_is_preferred_when_both_families_work() {
         let _conn_b = server.await.unwrap();
         // Both families are probed; IPv6 wins as soon as it is confirmed.
         if a.paths.stats(b_at_a).unwrap().active != Some(PathKind::DirectV6) {
-            wait_for_kind(&a.paths, PathKind::DirectV6).await;
+            path_support::wait_for_kind(&a.paths, PathKind::DirectV6).await;
         }
         conn
     };

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tsunagi::path::{PathAddr, PathConfig, PathEvent, PathKind, PathSocket, PeerKey};
+use tsunagi::path::{PathAddr, PathConfig, PathKind, PathSocket, PeerKey};
 use tsunagi::sim::{LinkConfig, SimIo, SimNet};
 
 fn sa(s: &str) -> SocketAddr {
@@ -79,15 +79,7 @@ async fn quinn_stream_survives_a_path_switch_in_the_simulator() {
                 );
                 paths_a.add_path(b_at_a, PathAddr::Direct(b6)).unwrap();
                 paths_b.add_path(a_at_b, PathAddr::Direct(a6)).unwrap();
-                loop {
-                    if let PathEvent::PathChanged {
-                        to: Some(PathKind::DirectV6),
-                        ..
-                    } = paths_a.next_event().await
-                    {
-                        break;
-                    }
-                }
+                path_support::wait_for_kind(&paths_a, PathKind::DirectV6).await;
                 // IPv4 between them dies: the rest must go over IPv6.
                 net.lock().unwrap().block(a4.ip(), b4.ip(), true);
             }

@@ -1,9 +1,22 @@
-//! Shared by the path layer's quinn tests: TLS configs and a numbered stream.
+//! Shared by the path layer's quinn tests: TLS configs, a numbered stream, and
+//! waiting for a path change.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::sync::Arc;
 
 use quinn::rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+use tsunagi::path::{PathEvent, PathHandle, PathKind};
+
+/// Waits until `paths` reports a change of some peer's active path to `kind`.
+pub async fn wait_for_kind(paths: &PathHandle, kind: PathKind) {
+    loop {
+        if let PathEvent::PathChanged { to: Some(k), .. } = paths.next_event().await
+            && k == kind
+        {
+            return;
+        }
+    }
+}
 
 /// A server config with a self-signed certificate for "peer", and a client
 /// config trusting it; both with the path layer's transport defaults.
