@@ -6,13 +6,11 @@
 
 mod path_support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tsunagi::ice::{DriverEvent, IceConfig, IceDriver, IceEvent};
-use tsunagi::path::{PathConfig, PathHandle, PathKind, PathSocket, PeerKey};
+use tsunagi::path::{PathHandle, PathKind, PeerKey};
 use tsunagi::signal::{Role, Signal};
-use tsunagi::socket::SocketConfig;
 
 struct Side {
     endpoint: quinn::Endpoint,
@@ -21,15 +19,7 @@ struct Side {
 }
 
 fn side(server: Option<quinn::ServerConfig>) -> Side {
-    let (socket, paths) =
-        PathSocket::bind(&SocketConfig::loopback(), PathConfig::default()).unwrap();
-    let endpoint = quinn::Endpoint::new_with_abstract_socket(
-        tsunagi::socket::endpoint_config(),
-        server,
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    )
-    .unwrap();
+    let (endpoint, paths) = path_support::loopback_endpoint(server);
     let ice = IceDriver::start(paths.clone());
     Side {
         endpoint,

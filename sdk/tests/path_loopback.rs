@@ -6,11 +6,9 @@
 mod path_support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tsunagi::path::{PathAddr, PathConfig, PathHandle, PathKind, PathSocket, PeerKey};
-use tsunagi::socket::SocketConfig;
+use tsunagi::path::{PathAddr, PathHandle, PathKind, PeerKey};
 
 struct Side {
     endpoint: quinn::Endpoint,
@@ -20,16 +18,8 @@ struct Side {
 }
 
 fn side(server: Option<quinn::ServerConfig>) -> Side {
-    let (socket, paths) =
-        PathSocket::bind(&SocketConfig::loopback(), PathConfig::default()).unwrap();
+    let (endpoint, paths) = path_support::loopback_endpoint(server);
     let local = paths.local_addrs();
-    let endpoint = quinn::Endpoint::new_with_abstract_socket(
-        tsunagi::socket::endpoint_config(),
-        server,
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    )
-    .unwrap();
     Side {
         endpoint,
         paths,

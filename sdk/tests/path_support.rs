@@ -1,11 +1,27 @@
-//! Shared by the path layer's quinn tests: TLS configs, a numbered stream, and
-//! waiting for a path change.
+//! Shared by the path layer's quinn tests: TLS configs, a quinn endpoint on a
+//! loopback path socket, a numbered stream, and waiting for a path change.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::sync::Arc;
 
 use quinn::rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
-use tsunagi::path::{PathEvent, PathHandle, PathKind};
+use tsunagi::path::{PathConfig, PathEvent, PathHandle, PathKind, PathSocket};
+use tsunagi::socket::SocketConfig;
+
+/// A quinn endpoint (serving with `server` when given) on a path socket bound to
+/// loopback (127.0.0.1 and ::1), and the path layer's handle.
+pub fn loopback_endpoint(server: Option<quinn::ServerConfig>) -> (quinn::Endpoint, PathHandle) {
+    let (socket, paths) =
+        PathSocket::bind(&SocketConfig::loopback(), PathConfig::default()).unwrap();
+    let endpoint = quinn::Endpoint::new_with_abstract_socket(
+        tsunagi::socket::endpoint_config(),
+        server,
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .unwrap();
+    (endpoint, paths)
+}
 
 /// Waits until `paths` reports a change of some peer's active path to `kind`.
 pub async fn wait_for_kind(paths: &PathHandle, kind: PathKind) {
