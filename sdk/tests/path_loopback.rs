@@ -28,19 +28,48 @@ fn side(server: Option<quinn::ServerConfig>) -> Side {
     }
 }
 
-#[tokio::test]
-async fn ten_thousand_messages_survive_a_switch_from_ipv4_to_ipv6() {
+/// A and B (B serving QUIC), each the other's peer with a direct IPv4 path.
+struct Pair {
+    a: Side,
+    b: Side,
+    a6: SocketAddr,
+    b6: SocketAddr,
+    b_at_a: SocketAddr,
+    a_at_b: SocketAddr,
+    client_config: quinn::ClientConfig,
+}
+
+/// The pair on loopback, or `None` (saying so) when the host has no IPv6 loopback.
+fn pair() -> Option<Pair> {
     let (server_config, client_config) = path_support::quinn_configs();
     let a = side(None);
     let b = side(Some(server_config));
     let (Some(a6), Some(b6)) = (a.v6, b.v6) else {
         eprintln!("skipped: this host has no IPv6 loopback (::1)");
-        return;
+        return None;
     };
     let b_at_a = a.paths.add_peer(&PeerKey([2; 32]));
     let a_at_b = b.paths.add_peer(&PeerKey([1; 32]));
     a.paths.add_path(b_at_a, PathAddr::Direct(b.v4)).unwrap();
     b.paths.add_path(a_at_b, PathAddr::Direct(a.v4)).unwrap();
+    Some(Pair {
+        a,
+        b,
+        a6,
+        b6,
+        b_at_a,
+        a_at_b,
+        client_config,
+    })
+}
+
+#[tokio::test]
+async fn ten_thousand_messages_survive_a_switch_from_ipv4_to_ipv6() {
+    let Some(p) = pair() else {
+        return;
+    };
+    let (a, b, client_config) = (p.a, p.b, p.client_config);
+    let (a6, b6, b_at_a, a_at_b) = (p.a6, p.b6, p.b_at_a, p.a_at_b);
 
     const COUNT: u32 = 10_000;
     let ep_b = b.endpoint.clone();
@@ -91,21 +120,13 @@ async fn ten_thousand_messages_survive_a_switch_from_ipv4_to_ipv6() {
 
 #[tokio::test]
 async fn ipv6_is_preferred_when_both_families_work() {
-    let (server_config, client_config) = path_support::quinn_configs();
-    let a = side(None);
-    let b = side(Some(server_config));
-    let (Some(a6), Some(b6)) = (a.v6, b.v6) else {
-        eprintln!("skipped: this host has no IPv6 loopback (::1)");
+    let Some(p) = pair() else {
         return;
     };
-    let b_at_a = a.paths.add_peer(&PeerKey([2; 32]));
-    let a_at_b = b.paths.add_peer(&PeerKey([1; 32]));
-    for p in [PathAddr::Direct(b.v4), PathAddr::Direct(b6)] {
-        a.paths.add_path(b_at_a, p).unwrap();
-    }
-    for p in [PathAddr::Direct(a.v4), PathAddr::Direct(a6)] {
-        b.paths.add_path(a_at_b, p).unwrap();
-    }
+    let (a, b, client_config) = (p.a, p.b, p.client_config);
+    let (a6, b6, b_at_a, a_at_b) = (p.a6, p.b6, p.b_at_a, p.a_at_b);
+    a.paths.add_path(b_at_a, PathAddr::Direct(b6)).unwrap();
+    b.paths.add_path(a_at_b, PathAddr::Direct(a6)).unwrap();
     let ep_b = b.endpoint.clone();
     let server = tokio::spawn(async move { ep_b.accept().await.unwrap().await.unwrap() });
     let test = async {
