@@ -33,21 +33,8 @@ async fn quinn_stream_survives_a_path_switch_in_the_simulator() {
     paths_b.add_path(a_at_b, PathAddr::Direct(a4)).unwrap();
 
     let (server_config, client_config) = path_support::quinn_configs();
-    let runtime = Arc::new(quinn::TokioRuntime);
-    let ep_a = quinn::Endpoint::new_with_abstract_socket(
-        tsunagi::socket::endpoint_config(),
-        None,
-        sock_a,
-        runtime.clone(),
-    )
-    .unwrap();
-    let ep_b = quinn::Endpoint::new_with_abstract_socket(
-        tsunagi::socket::endpoint_config(),
-        Some(server_config),
-        sock_b,
-        runtime,
-    )
-    .unwrap();
+    let ep_a = path_support::quinn_endpoint(sock_a, None);
+    let ep_b = path_support::quinn_endpoint(sock_b, Some(server_config));
 
     const COUNT: u32 = 20_000;
     let server = tokio::spawn(async move {

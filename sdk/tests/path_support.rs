@@ -8,19 +8,26 @@ use quinn::rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use tsunagi::path::{PathConfig, PathEvent, PathHandle, PathKind, PathSocket};
 use tsunagi::socket::SocketConfig;
 
-/// A quinn endpoint (serving with `server` when given) on a path socket bound to
-/// loopback (127.0.0.1 and ::1), and the path layer's handle.
-pub fn loopback_endpoint(server: Option<quinn::ServerConfig>) -> (quinn::Endpoint, PathHandle) {
-    let (socket, paths) =
-        PathSocket::bind(&SocketConfig::loopback(), PathConfig::default()).unwrap();
-    let endpoint = quinn::Endpoint::new_with_abstract_socket(
+/// A quinn endpoint (serving with `server` when given) on `socket`.
+pub fn quinn_endpoint(
+    socket: Arc<PathSocket>,
+    server: Option<quinn::ServerConfig>,
+) -> quinn::Endpoint {
+    quinn::Endpoint::new_with_abstract_socket(
         tsunagi::socket::endpoint_config(),
         server,
         socket,
         Arc::new(quinn::TokioRuntime),
     )
-    .unwrap();
-    (endpoint, paths)
+    .unwrap()
+}
+
+/// A quinn endpoint (serving with `server` when given) on a path socket bound to
+/// loopback (127.0.0.1 and ::1), and the path layer's handle.
+pub fn loopback_endpoint(server: Option<quinn::ServerConfig>) -> (quinn::Endpoint, PathHandle) {
+    let (socket, paths) =
+        PathSocket::bind(&SocketConfig::loopback(), PathConfig::default()).unwrap();
+    (quinn_endpoint(socket, server), paths)
 }
 
 /// Waits until `paths` reports a change of some peer's active path to `kind`.
