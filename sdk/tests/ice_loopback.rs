@@ -91,13 +91,7 @@ async fn ice_over_loopback_then_quic_over_the_path_it_found() {
 
     // QUIC over the virtual addresses.
     const COUNT: u32 = 1000;
-    let ep_b = b.endpoint.clone();
-    let server = tokio::spawn(async move {
-        let conn = ep_b.accept().await.unwrap().await.unwrap();
-        assert_eq!(conn.remote_address(), a_at_b);
-        let mut recv = conn.accept_uni().await.unwrap();
-        path_support::read_numbered(&mut recv, COUNT).await
-    });
+    let server = path_support::spawn_numbered_reader(b.endpoint.clone(), a_at_b, COUNT);
     let conn = tokio::time::timeout(Duration::from_secs(10), async {
         a.endpoint
             .connect_with(client_config, b_at_a, "peer")
@@ -112,7 +106,7 @@ async fn ice_over_loopback_then_quic_over_the_path_it_found() {
         send.write_all(&i.to_be_bytes()).await.unwrap();
     }
     send.finish().unwrap();
-    let received = tokio::time::timeout(Duration::from_secs(10), server)
+    let (received, _conn_b) = tokio::time::timeout(Duration::from_secs(10), server)
         .await
         .unwrap()
         .unwrap();

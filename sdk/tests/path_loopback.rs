@@ -72,13 +72,7 @@ async fn ten_thousand_messages_survive_a_switch_from_ipv4_to_ipv6() {
     let (a6, b6, b_at_a, a_at_b) = (p.a6, p.b6, p.b_at_a, p.a_at_b);
 
     const COUNT: u32 = 10_000;
-    let ep_b = b.endpoint.clone();
-    let server = tokio::spawn(async move {
-        let conn = ep_b.accept().await.unwrap().await.unwrap();
-        assert_eq!(conn.remote_address(), a_at_b);
-        let mut recv = conn.accept_uni().await.unwrap();
-        path_support::read_numbered(&mut recv, COUNT).await
-    });
+    let server = path_support::spawn_numbered_reader(b.endpoint.clone(), a_at_b, COUNT);
     let test = async {
         let conn = a
             .endpoint
@@ -96,7 +90,7 @@ async fn ten_thousand_messages_survive_a_switch_from_ipv4_to_ipv6() {
             }
         }
         send.finish().unwrap();
-        let n = server.await.unwrap();
+        let (n, _conn_b) = server.await.unwrap();
         assert_eq!(n, COUNT);
         let stats = a.paths.stats(b_at_a).unwrap();
         assert_eq!(stats.active, Some(PathKind::DirectV6));

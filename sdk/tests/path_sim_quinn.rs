@@ -37,14 +37,8 @@ async fn quinn_stream_survives_a_path_switch_in_the_simulator() {
     let ep_b = path_support::quinn_endpoint(sock_b, Some(server_config));
 
     const COUNT: u32 = 20_000;
-    let server = tokio::spawn(async move {
-        let conn = ep_b.accept().await.unwrap().await.unwrap();
-        // QUIC sees A at its virtual address, whatever path it takes.
-        assert_eq!(conn.remote_address(), a_at_b);
-        let mut recv = conn.accept_uni().await.unwrap();
-        let n = path_support::read_numbered(&mut recv, COUNT).await;
-        (n, conn)
-    });
+    // QUIC sees A at its virtual address, whatever path it takes.
+    let server = path_support::spawn_numbered_reader(ep_b, a_at_b, COUNT);
 
     let test = async {
         let conn = ep_a

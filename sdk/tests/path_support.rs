@@ -2,6 +2,7 @@
 //! loopback path socket, a numbered stream, and waiting for a path change.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use quinn::rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
@@ -54,6 +55,24 @@ pub fn quinn_configs() -> (quinn::ServerConfig, quinn::ClientConfig) {
     let mut client = quinn::ClientConfig::with_root_certificates(Arc::new(roots)).unwrap();
     client.transport_config(tsunagi::socket::transport_config());
     (server, client)
+}
+
+/// The receiving side, on a task: accepts one connection on `endpoint`, checks
+/// that QUIC sees it from `from` (the peer's virtual address, whatever path it
+/// takes), and reads `count` numbered messages from its first unidirectional
+/// stream. Gives the count read and the connection.
+pub fn spawn_numbered_reader(
+    endpoint: quinn::Endpoint,
+    from: SocketAddr,
+    count: u32,
+) -> tokio::task::JoinHandle<(u32, quinn::Connection)> {
+    tokio::spawn(async move {
+        let conn = endpoint.accept().await.unwrap().await.unwrap();
+        assert_eq!(conn.remote_address(), from);
+        let mut recv = conn.accept_uni().await.unwrap();
+        let n = read_numbered(&mut recv, count).await;
+        (n, conn)
+    })
 }
 
 /// Reads `count` numbered 4-byte messages and checks that each arrives once,
