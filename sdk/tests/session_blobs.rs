@@ -13,7 +13,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
+mod relay_support;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -22,27 +23,9 @@ use tsunagi::path::PathKind;
 use tsunagi::relay::{Config, Credentials};
 use tsunagi::session::{Endpoint, Event, Events, Identity, PeerId, SessionConfig, SessionError};
 use tsunagi::signal::{CandidateKind, Signal};
-use tsunagi_relay::TurnConfig;
-use tsunagi_relay::udp::{Options, Running};
+use tsunagi_relay::udp::Running;
 
-/// tsunagi-relay on 127.0.0.1 with user `u:p`, loopback peers allowed.
-fn start_tsunagi_relay() -> Running {
-    let turn = TurnConfig {
-        users: HashMap::from([("u".to_owned(), "p".to_owned())]),
-        relay_ips: vec!["127.0.0.1".parse().unwrap()],
-        relay_ports: None,
-        allowed_peers: vec!["127.0.0.0/8".parse().unwrap()],
-        max_bytes_per_sec: 0,
-        ..TurnConfig::default()
-    };
-    let options = Options {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        threads: 1,
-        turn: Some(turn),
-        ..Options::default()
-    };
-    tsunagi_relay::udp::start(&options).expect("tsunagi-relay did not start on loopback")
-}
+use relay_support::start_tsunagi_relay;
 
 async fn endpoint_with(timeout: Duration) -> (Endpoint, Events) {
     let mut config = SessionConfig::loopback(Identity::generate().unwrap());

@@ -12,7 +12,8 @@
 // Test helpers outside #[test] functions: failing loudly is their job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
+mod relay_support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -20,30 +21,11 @@ use natlab::coturn::{Loopback, PortBlocks};
 use tsunagi::path::{PathAddr, PathEvent, PathKind, PeerKey, virtual_addr};
 use tsunagi::relay::{Config, Credentials};
 use tsunagi::session::{Endpoint, Event, Events, Identity, PeerId, SessionConfig};
-use tsunagi_relay::TurnConfig;
-use tsunagi_relay::udp::{Options, Running};
+
+use relay_support::{start_tsunagi_relay, start_tsunagi_relay_on};
 
 const COUNT: u32 = 10_000;
 const CHANNEL: u16 = 1;
-
-/// tsunagi-relay on 127.0.0.1 with user `u:p`, loopback peers allowed.
-fn start_tsunagi_relay(listen: SocketAddr) -> Running {
-    let turn = TurnConfig {
-        users: HashMap::from([("u".to_owned(), "p".to_owned())]),
-        relay_ips: vec!["127.0.0.1".parse().unwrap()],
-        relay_ports: None,
-        allowed_peers: vec!["127.0.0.0/8".parse().unwrap()],
-        max_bytes_per_sec: 0,
-        ..TurnConfig::default()
-    };
-    let options = Options {
-        listen: vec![listen],
-        threads: 1,
-        turn: Some(turn),
-        ..Options::default()
-    };
-    tsunagi_relay::udp::start(&options).expect("tsunagi-relay did not start on loopback")
-}
 
 async fn endpoint() -> (Endpoint, Events) {
     Endpoint::bind(SessionConfig::loopback(Identity::generate().unwrap()))
@@ -163,7 +145,7 @@ async fn relay_then_direct(server: SocketAddr, credentials: Credentials) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_first_then_direct_through_tsunagi_relay() {
-    let relay = start_tsunagi_relay("127.0.0.1:0".parse().unwrap());
+    let relay = start_tsunagi_relay();
     let server = relay.local_addresses()[0];
     relay_then_direct(server, Credentials::new("u", "p")).await;
     relay.shutdown(Duration::from_secs(1));
@@ -185,7 +167,7 @@ async fn relay_first_then_direct_through_coturn() {
 // them; the session layer now has its own subscription (PathHandle::subscribe).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_restart_is_detected_and_the_allocation_made_again() {
-    let relay = start_tsunagi_relay("127.0.0.1:0".parse().unwrap());
+    let relay = start_tsunagi_relay();
     let server = relay.local_addresses()[0];
     let (alice, _alice_events) = endpoint().await;
     let (bob, mut bob_events) = endpoint().await;
@@ -205,7 +187,7 @@ async fn relay_restart_is_detected_and_the_allocation_made_again() {
     expect_message(&mut bob_events, alice_id, b"before").await;
 
     relay.shutdown(Duration::from_secs(1));
-    let relay = start_tsunagi_relay(server);
+    let relay = start_tsunagi_relay_on(server);
     let (mut lost, mut again) = (false, None);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while again.is_none() {
@@ -235,7 +217,7 @@ async fn relay_restart_is_detected_and_the_allocation_made_again() {
 /// is seen unchanged: no MappingChanged, no re-allocation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_relay_mapping_gets_keepalives_sized_to_the_nat_timer() {
-    let relay = start_tsunagi_relay("127.0.0.1:0".parse().unwrap());
+    let relay = start_tsunagi_relay();
     let server = relay.local_addresses()[0];
     let mut config = SessionConfig::loopback(Identity::generate().unwrap());
     config.paths.nat_timer = Some(Duration::from_millis(2500));
