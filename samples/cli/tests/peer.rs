@@ -5,11 +5,13 @@
 // Test code: failing loudly, with the reason, is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod common;
 
-use tsunagi::relay::rest_credentials;
+use std::io::{BufRead, BufReader, Lines};
+use std::process::{ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use common::Reap;
 use tsunagi_relay::TurnConfig;
 use tsunagi_relay::udp::{Options, Running};
 
@@ -35,30 +37,15 @@ fn start_relay() -> Running {
 }
 
 fn token(name: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    rest_credentials(SECRET, name, Duration::from_secs(600), now).to_token()
+    common::token(SECRET, name, Duration::from_secs(600))
 }
 
-/// Kills the listener when the test ends, however it ends.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-#[test]
-fn listen_and_connect_by_peer_id_through_the_rendezvous_server() {
-    let relay = start_relay();
-    let server = relay.local_addresses()[0].to_string();
+/// Starts `tsunagi peer listen` as `name` against `server`; returns it, its first
+/// stdout line, and the rest of its stdout (open while the caller holds it).
+fn listen(server: &str, name: &str) -> (Reap, String, Lines<BufReader<ChildStdout>>) {
     let mut listener = Reap(
         Command::new(env!("CARGO_BIN_EXE_tsunagi"))
-            .args(["peer", "--server", &server, "--token", &token("bob")])
+            .args(["peer", "--server", server, "--token", &token(name)])
             .arg("listen")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -66,8 +53,16 @@ fn listen_and_connect_by_peer_id_through_the_rendezvous_server() {
             .unwrap(),
     );
     let mut lines = BufReader::new(listener.0.stdout.take().unwrap()).lines();
-    let ready: serde_json::Value =
-        serde_json::from_str(&lines.next().expect("no ready line").unwrap()).unwrap();
+    let ready = lines.next().expect("no ready line").unwrap();
+    (listener, ready, lines)
+}
+
+#[test]
+fn listen_and_connect_by_peer_id_through_the_rendezvous_server() {
+    let relay = start_relay();
+    let server = relay.local_addresses()[0].to_string();
+    let (_listener, ready, _lines) = listen(&server, "bob");
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
     assert_eq!(ready["event"], "ready", "{ready}");
     let peer_id = ready["peer_id"].as_str().unwrap().to_owned();
 
@@ -126,17 +121,7 @@ fn listen_releases_its_allocation_on_sigterm() {
     let server = relay.local_addresses()[0].to_string();
     let registry = relay.registry();
     let allocations = || registry.core_total("allocations_active");
-    let mut listener = Reap(
-        Command::new(env!("CARGO_BIN_EXE_tsunagi"))
-            .args(["peer", "--server", &server, "--token", &token("carol")])
-            .arg("listen")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(listener.0.stdout.take().unwrap()).lines();
-    let ready = lines.next().expect("no ready line").unwrap();
+    let (mut listener, ready, _lines) = listen(&server, "carol");
     assert!(ready.contains("\"ready\""), "{ready}");
     wait_for("the listener's allocation", || allocations() == 1);
     let status = Command::new("kill")
