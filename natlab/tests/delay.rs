@@ -236,12 +236,26 @@ fn summary(rtts: &[Duration]) -> String {
     )
 }
 
+/// The lab with the echo server running in its server namespace, and a client socket.
+fn lab_with_echo() -> (Lab, Echo, UdpSocket) {
+    let lab = build_lab();
+    let echo = Echo::start(&lab.server);
+    let client = udp_in(&lab.client, "192.168.77.2:0");
+    (lab, echo, client)
+}
+
+/// Starts a delayer with `config` on the router's queue and sends the router's
+/// WAN traffic through it.
+fn delay_wan(lab: &Lab, config: DelayConfig) -> Delayer {
+    let delayer = Delayer::start_with(&lab.router, QUEUE, config).expect("start delayer");
+    delay::install_rules(&lab.router, "wan", QUEUE).expect("install rules");
+    delayer
+}
+
 #[test]
 fn fixed_delay_applies_in_both_directions() {
     require_root!();
-    let lab = build_lab();
-    let _echo = Echo::start(&lab.server);
-    let client = udp_in(&lab.client, "192.168.77.2:0");
+    let (lab, _echo, client) = lab_with_echo();
     let delay = Duration::from_millis(50);
 
     let baseline = all_arrived(&ping(&client, 20, Duration::from_secs(2)));
@@ -300,16 +314,13 @@ fn fixed_delay_applies_in_both_directions() {
 #[test]
 fn jitter_adds_at_least_the_fixed_delay() {
     require_root!();
-    let lab = build_lab();
-    let _echo = Echo::start(&lab.server);
-    let client = udp_in(&lab.client, "192.168.77.2:0");
+    let (lab, _echo, client) = lab_with_echo();
     let config = DelayConfig {
         delay: Duration::from_millis(20),
         jitter: Duration::from_millis(20),
         ..DelayConfig::fixed(Duration::ZERO)
     };
-    let delayer = Delayer::start_with(&lab.router, QUEUE, config).expect("start delayer");
-    delay::install_rules(&lab.router, "wan", QUEUE).expect("install rules");
+    let delayer = delay_wan(&lab, config);
     let rtts = all_arrived(&ping(&client, 20, Duration::from_secs(3)));
     println!("RTT with 20 ms + U[0,20] ms jitter: {}", summary(&rtts));
     let min = rtts.iter().min().copied().expect("samples");
@@ -323,12 +334,9 @@ fn jitter_adds_at_least_the_fixed_delay() {
 #[test]
 fn handles_thousands_of_packets_per_second_in_order() {
     require_root!();
-    let lab = build_lab();
-    let _echo = Echo::start(&lab.server);
-    let client = udp_in(&lab.client, "192.168.77.2:0");
+    let (lab, _echo, client) = lab_with_echo();
     let delay = Duration::from_millis(20);
-    let delayer = Delayer::start(&lab.router, QUEUE, delay).expect("start delayer");
-    delay::install_rules(&lab.router, "wan", QUEUE).expect("install rules");
+    let delayer = delay_wan(&lab, DelayConfig::fixed(delay));
 
     // 3000 datagrams paced at about 6000 per second; every echo passes the queue twice.
     const N: u32 = 3000;
