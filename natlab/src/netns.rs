@@ -247,9 +247,16 @@ fn describe(cmd: &Command) -> String {
 
 /// Runs a command to completion within `timeout`, capturing its output.
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output, Error> {
+    let (child, what) = spawn_captured(cmd, Stdio::null())?;
+    wait_output(child, &what, timeout)
+}
+
+/// Spawns `cmd` with `stdin` and its stdout and stderr captured; returns the child
+/// and the command line (for errors).
+fn spawn_captured(cmd: &mut Command, stdin: Stdio) -> Result<(Child, String), Error> {
     let what = describe(cmd);
     let child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -257,7 +264,7 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output, 
             program: what.clone(),
             source: e,
         })?;
-    wait_output(child, &what, timeout)
+    Ok((child, what))
 }
 
 fn wait_output(child: Child, what: &str, timeout: Duration) -> Result<Output, Error> {
@@ -285,16 +292,7 @@ fn wait_output(child: Child, what: &str, timeout: Duration) -> Result<Output, Er
 
 fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Result<Output, Error> {
     use std::io::Write;
-    let what = describe(cmd);
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::Spawn {
-            program: what.clone(),
-            source: e,
-        })?;
+    let (mut child, what) = spawn_captured(cmd, Stdio::piped())?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin.write_all(input).map_err(|e| Error::Spawn {
             program: what.clone(),
