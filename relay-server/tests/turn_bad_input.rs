@@ -114,10 +114,7 @@ fn permission_bypass_attempts_relay_nothing() {
     let relayed = client.allocate(&[])[0];
 
     // Send indication without a permission: dropped.
-    client
-        .socket
-        .send_to(&send_indication(peer_addr, b"sneak"), server)
-        .unwrap();
+    client.send_data(peer_addr, b"sneak");
     // ChannelData on a channel never bound: dropped.
     client
         .socket
@@ -139,15 +136,8 @@ fn permission_bypass_attempts_relay_nothing() {
     assert_eq!(to_peers(&relay), 0);
 
     // With a permission it flows both ways (the control for the above).
-    let r = client.request(
-        Method::CREATE_PERMISSION,
-        &[Attribute::XorPeerAddress(peer_addr)],
-    );
-    assert_eq!(code(&r), None);
-    client
-        .socket
-        .send_to(&send_indication(peer_addr, b"legit"), server)
-        .unwrap();
+    assert_eq!(client.create_permission(peer_addr), None);
+    client.send_data(peer_addr, b"legit");
     let (n, from) = peer.recv_from(&mut buf).unwrap();
     assert_eq!((&buf[..n], from), (&b"legit"[..], relayed));
     peer.send_to(b"back", relayed).unwrap();
@@ -172,11 +162,7 @@ fn denied_peers_get_403() {
         "100.64.0.1:9",
     ] {
         let peer = peer.parse().unwrap();
-        let r = client.request(
-            Method::CREATE_PERMISSION,
-            &[Attribute::XorPeerAddress(peer)],
-        );
-        assert_eq!(code(&r), Some(403), "{peer}");
+        assert_eq!(client.create_permission(peer), Some(403), "{peer}");
         let bind = [
             Attribute::ChannelNumber(0x4000),
             Attribute::XorPeerAddress(peer),
@@ -187,11 +173,11 @@ fn denied_peers_get_403() {
             "{peer}"
         );
     }
-    let r = client.request(
-        Method::CREATE_PERMISSION,
-        &[Attribute::XorPeerAddress(server)],
+    assert_eq!(
+        client.create_permission(server),
+        Some(403),
+        "the relay's own TURN port"
     );
-    assert_eq!(code(&r), Some(403), "the relay's own TURN port");
     assert_eq!(metric(&relay, "tsunagi_relay_denied_peers_total"), Some(9));
 }
 
@@ -218,15 +204,8 @@ fn ipv4_client_reaches_ipv6_peer_through_a_dual_allocation() {
     assert!(v6.is_ipv6());
     let peer = peer_socket("[::1]:0");
     let peer_addr = peer.local_addr().unwrap();
-    let r = client.request(
-        Method::CREATE_PERMISSION,
-        &[Attribute::XorPeerAddress(peer_addr)],
-    );
-    assert_eq!(code(&r), None);
-    client
-        .socket
-        .send_to(&send_indication(peer_addr, b"v4 to v6"), server)
-        .unwrap();
+    assert_eq!(client.create_permission(peer_addr), None);
+    client.send_data(peer_addr, b"v4 to v6");
     let mut buf = [0u8; 64];
     let (n, from) = peer.recv_from(&mut buf).unwrap();
     assert_eq!((&buf[..n], from), (&b"v4 to v6"[..], v6));

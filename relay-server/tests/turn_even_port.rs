@@ -10,7 +10,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::turn::{TurnClient, code, peer_socket, send_indication, start_turn};
+use common::turn::{TurnClient, code, peer_socket, start_turn};
 use tsunagi::stun::{Attribute, AttributeType, Class, Message, Method};
 
 fn relayed_and_token(response: &[u8]) -> (SocketAddr, Option<[u8; 8]>) {
@@ -34,15 +34,12 @@ fn relayed_and_token(response: &[u8]) -> (SocketAddr, Option<[u8; 8]>) {
 /// `client` relays one datagram to `peer`, which must see it from `relayed`.
 fn relays_from(client: &mut TurnClient, peer: &std::net::UdpSocket, relayed: SocketAddr) {
     let peer_addr = peer.local_addr().unwrap();
-    let response = client.request(
-        Method::CREATE_PERMISSION,
-        &[Attribute::XorPeerAddress(peer_addr)],
+    assert_eq!(
+        client.create_permission(peer_addr),
+        None,
+        "CreatePermission"
     );
-    assert_eq!(code(&response), None, "CreatePermission");
-    client
-        .socket
-        .send_to(&send_indication(peer_addr, b"hi"), client.server)
-        .unwrap();
+    client.send_data(peer_addr, b"hi");
     let mut buf = [0u8; 64];
     let (n, from) = peer.recv_from(&mut buf).expect("the peer got the datagram");
     assert_eq!((&buf[..n], from), (&b"hi"[..], relayed));

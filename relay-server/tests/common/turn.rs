@@ -152,6 +152,21 @@ impl TurnClient {
             .collect()
     }
 
+    /// Asks for a permission to `peer`; returns the error code (`None`: granted).
+    pub fn create_permission(&mut self, peer: SocketAddr) -> Option<u16> {
+        code(&self.request(
+            Method::CREATE_PERMISSION,
+            &[Attribute::XorPeerAddress(peer)],
+        ))
+    }
+
+    /// Sends `data` toward `peer` in a Send indication.
+    pub fn send_data(&self, peer: SocketAddr, data: &[u8]) {
+        self.socket
+            .send_to(&send_indication(peer, data), self.server)
+            .expect("send indication");
+    }
+
     /// Receives one datagram within `wait`.
     pub fn receive(&self, wait: Duration) -> Option<Vec<u8>> {
         self.socket.set_read_timeout(Some(wait)).ok()?;
