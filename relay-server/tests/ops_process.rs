@@ -4,61 +4,25 @@
 // Test helpers may unwrap: a failure is a test failure.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+use common::Relay;
 use tsunagi::stun::{Class, Message, MessageBuilder, Method, TransactionId};
 
-/// A running relay, killed on drop.
-struct Relay {
-    child: Child,
-    udp: Vec<SocketAddr>,
-    http: Option<SocketAddr>,
+/// The relay on 127.0.0.1 (any port) with `args`.
+fn start_relay(args: &[&str]) -> Relay {
+    let mut all = vec!["--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    Relay::start(&all)
 }
 
+/// Operating the relay's process.
 impl Relay {
-    fn start(args: &[&str]) -> Relay {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tsunagi-relay"))
-            .args(["--listen", "127.0.0.1:0", "--log", "warn"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start tsunagi-relay");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut relay = Relay {
-            child,
-            udp: Vec::new(),
-            http: None,
-        };
-        loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(20))
-                .expect("tsunagi-relay prints `ready` within 20 s");
-            if line == "ready" {
-                return relay;
-            }
-            if let Some(a) = line.strip_prefix("listening udp ") {
-                relay.udp.push(a.parse().unwrap());
-            }
-            if let Some(a) = line.strip_prefix("listening http ") {
-                relay.http = Some(a.parse().unwrap());
-            }
-        }
-    }
-
     fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -81,13 +45,6 @@ impl Relay {
             std::thread::sleep(Duration::from_millis(10));
         }
         None
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -135,13 +92,13 @@ fn binding_exchanges(server: SocketAddr, n: u8) {
 
 #[test]
 fn metrics_count_traffic_and_healthz_answers() {
-    let relay = Relay::start(&["--http", "127.0.0.1:0", "--threads", "2"]);
+    let relay = start_relay(&["--http", "127.0.0.1:0", "--threads", "2"]);
     let http = relay.http.expect("a `listening http` line");
-    binding_exchanges(relay.udp[0], 5);
+    binding_exchanges(relay.addresses[0], 5);
     // A datagram that is neither STUN nor ChannelData.
     UdpSocket::bind("127.0.0.1:0")
         .unwrap()
-        .send_to(b"\xffnot stun", relay.udp[0])
+        .send_to(b"\xffnot stun", relay.addresses[0])
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
 
@@ -176,8 +133,8 @@ fn metrics_count_traffic_and_healthz_answers() {
 #[test]
 fn sigterm_stops_within_two_seconds_with_status_zero() {
     for signal in ["TERM", "INT"] {
-        let mut relay = Relay::start(&["--http", "127.0.0.1:0"]);
-        binding_exchanges(relay.udp[0], 1);
+        let mut relay = start_relay(&["--http", "127.0.0.1:0"]);
+        binding_exchanges(relay.addresses[0], 1);
         relay.signal(signal);
         let (status, took) = relay
             .wait_exit(Duration::from_secs(5))
@@ -202,7 +159,7 @@ fn runs_as_nobody_when_asked() {
         eprintln!("skipped: dropping privileges needs a test run as root");
         return;
     }
-    let relay = Relay::start(&["--user-id", "nobody", "--http", "127.0.0.1:0"]);
+    let relay = start_relay(&["--user-id", "nobody", "--http", "127.0.0.1:0"]);
     let status = std::fs::read_to_string(format!("/proc/{}/status", relay.pid())).unwrap();
     let ids = |key: &str| -> Vec<String> {
         status
@@ -222,7 +179,7 @@ fn runs_as_nobody_when_asked() {
     assert_eq!(ids("Gid:"), vec![nobody.clone(); 4]);
     assert_eq!(ids("Groups:"), vec![nobody]);
     // Every thread changed, and the service still answers.
-    binding_exchanges(relay.udp[0], 2);
+    binding_exchanges(relay.addresses[0], 2);
     assert_eq!(get(relay.http.unwrap(), "/healthz").0, 200);
 }
 

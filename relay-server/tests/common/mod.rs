@@ -20,7 +20,7 @@ pub const RESPONSE: Duration = Duration::from_secs(2);
 
 /// A running `tsunagi-relay`, killed on drop.
 pub struct Relay {
-    child: Child,
+    pub child: Child,
     /// The addresses it printed as `listening udp ADDRESS`, in order.
     pub addresses: Vec<SocketAddr>,
     /// The address it printed as `listening http ADDRESS`, with `--http`.
