@@ -372,6 +372,20 @@ struct State {
     bind_error: Option<String>,
 }
 
+impl State {
+    /// Nothing held, nothing acknowledged yet.
+    fn new() -> State {
+        State {
+            held: BinaryHeap::new(),
+            seq: 0,
+            rng: XorShift::seeded(),
+            bind_acked: false,
+            params_acked: false,
+            bind_error: None,
+        }
+    }
+}
+
 impl LoopCtx {
     fn err(&self, reason: String) -> Error {
         Error::Delay {
@@ -384,14 +398,7 @@ impl LoopCtx {
     /// Binds, reports readiness, then serves until woken. Runs inside the namespace.
     fn serve(&self, ready: &mpsc::Sender<Result<(), Error>>) -> Result<(), Error> {
         let sock = NlSocket::open().map_err(|e| self.err(format!("netlink socket: {e}")))?;
-        let mut state = State {
-            held: BinaryHeap::new(),
-            seq: 0,
-            rng: XorShift::seeded(),
-            bind_acked: false,
-            params_acked: false,
-            bind_error: None,
-        };
+        let mut state = State::new();
         let mut buf = vec![0u8; 64 * 1024];
 
         // Bind and configure, asking for acknowledgements.
@@ -956,14 +963,7 @@ mod tests {
             wake: Arc::new(eventfd().expect("eventfd")),
             counters: Arc::new(Counters::default()),
         };
-        let mut state = State {
-            held: BinaryHeap::new(),
-            seq: 0,
-            rng: XorShift::seeded(),
-            bind_acked: false,
-            params_acked: false,
-            bind_error: None,
-        };
+        let mut state = State::new();
         let mut rng = XorShift::seeded();
         for _ in 0..2000 {
             let n = (rng.next() % 96) as usize;
