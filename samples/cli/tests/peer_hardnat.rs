@@ -58,39 +58,13 @@ fn run_pair(
     connector: &'static str,
     expected: &'static str,
 ) -> Row {
-    let bin = env!("CARGO_BIN_EXE_tsunagi");
-    let server = server.to_string();
-    let ns = lab.host(listener).unwrap().ns.clone();
-    let mut cmd = ns.command(
-        bin,
-        [
-            "peer",
-            "--server",
-            &server,
-            "--token",
-            &token(listener),
-            "listen",
-        ],
-    );
+    let ns = &lab.host(listener).unwrap().ns;
+    let mut cmd = common::peer_command(ns, server, &token(listener), &["listen"]);
     cmd.stderr(Stdio::null());
     let (_listener, peer_id) = common::wait_ready(cmd, listener).unwrap_or_else(|e| panic!("{e}"));
-    let ns = lab.host(connector).unwrap().ns.clone();
-    let mut cmd = ns.command(
-        bin,
-        [
-            "peer",
-            "--server",
-            &server,
-            "--token",
-            &token(connector),
-            "connect",
-            &peer_id,
-            "--count",
-            "10",
-            "--idle-secs",
-            "2",
-        ],
-    );
+    let ns = &lab.host(connector).unwrap().ns;
+    let connect = ["connect", &peer_id, "--count", "10", "--idle-secs", "2"];
+    let mut cmd = common::peer_command(ns, server, &token(connector), &connect);
     let out = run_with_timeout(&mut cmd, Duration::from_secs(40)).unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);

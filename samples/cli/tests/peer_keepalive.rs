@@ -78,12 +78,8 @@ fn token(name: &str) -> String {
 }
 
 fn peer_command(lab: &Lab, site: &str, server: SocketAddr, options: &[&str]) -> Command {
-    let bin = env!("CARGO_BIN_EXE_tsunagi");
-    let server = server.to_string();
-    let token = token(site);
-    let mut args = vec!["peer", "--server", &server, "--token", &token];
-    args.extend_from_slice(options);
-    lab.host(site).unwrap().ns.command(bin, args)
+    let ns = &lab.host(site).unwrap().ns;
+    common::peer_command(ns, server, &token(site), options)
 }
 
 /// Starts `tsunagi peer [options] listen` in `site`; returns it and its peer id.

@@ -11,6 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use natlab::Lab;
+use natlab::netns::Netns;
 use serde_json::Value;
 use tsunagi::relay::rest_credentials;
 use tsunagi_relay::TurnConfig;
@@ -84,6 +85,14 @@ pub fn token(secret: &str, name: &str, ttl: Duration) -> String {
         .unwrap()
         .as_secs();
     rest_credentials(secret, name, ttl, now).to_token()
+}
+
+/// `tsunagi peer --server <server> --token <token> <args…>`, to run in `ns`.
+pub fn peer_command(ns: &Netns, server: SocketAddr, token: &str, args: &[&str]) -> Command {
+    let server = server.to_string();
+    let mut all = vec!["peer", "--server", &server, "--token", token];
+    all.extend_from_slice(args);
+    ns.command(env!("CARGO_BIN_EXE_tsunagi"), all)
 }
 
 /// Spawns `cmd` (a `tsunagi peer … listen`; its stdout is taken here) and waits up
