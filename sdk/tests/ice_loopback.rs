@@ -92,13 +92,10 @@ async fn ice_over_loopback_then_quic_over_the_path_it_found() {
     // QUIC over the virtual addresses.
     const COUNT: u32 = 1000;
     let server = path_support::spawn_numbered_reader(b.endpoint.clone(), a_at_b, COUNT);
-    let conn = tokio::time::timeout(Duration::from_secs(10), async {
-        a.endpoint
-            .connect_with(client_config, b_at_a, "peer")
-            .unwrap()
-            .await
-            .unwrap()
-    })
+    let conn = tokio::time::timeout(
+        Duration::from_secs(10),
+        path_support::connect(&a.endpoint, client_config, b_at_a),
+    )
     .await
     .unwrap();
     let mut send = conn.open_uni().await.unwrap();

@@ -74,12 +74,7 @@ async fn ten_thousand_messages_survive_a_switch_from_ipv4_to_ipv6() {
     const COUNT: u32 = 10_000;
     let server = path_support::spawn_numbered_reader(b.endpoint.clone(), a_at_b, COUNT);
     let test = async {
-        let conn = a
-            .endpoint
-            .connect_with(client_config, b_at_a, "peer")
-            .unwrap()
-            .await
-            .unwrap();
+        let conn = path_support::connect(&a.endpoint, client_config, b_at_a).await;
         let mut send = conn.open_uni().await.unwrap();
         for i in 0..COUNT {
             send.write_all(&i.to_be_bytes()).await.unwrap();
@@ -124,12 +119,7 @@ async fn ipv6_is_preferred_when_both_families_work() {
     let ep_b = b.endpoint.clone();
     let server = tokio::spawn(async move { ep_b.accept().await.unwrap().await.unwrap() });
     let test = async {
-        let conn = a
-            .endpoint
-            .connect_with(client_config, b_at_a, "peer")
-            .unwrap()
-            .await
-            .unwrap();
+        let conn = path_support::connect(&a.endpoint, client_config, b_at_a).await;
         let _conn_b = server.await.unwrap();
         // Both families are probed; IPv6 wins as soon as it is confirmed.
         if a.paths.stats(b_at_a).unwrap().active != Some(PathKind::DirectV6) {

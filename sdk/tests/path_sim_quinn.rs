@@ -41,11 +41,7 @@ async fn quinn_stream_survives_a_path_switch_in_the_simulator() {
     let server = path_support::spawn_numbered_reader(ep_b, a_at_b, COUNT);
 
     let test = async {
-        let conn = ep_a
-            .connect_with(client_config, b_at_a, "peer")
-            .unwrap()
-            .await
-            .unwrap();
+        let conn = path_support::connect(&ep_a, client_config, b_at_a).await;
         let mut send = conn.open_uni().await.unwrap();
         for i in 0..COUNT {
             send.write_all(&i.to_be_bytes()).await.unwrap();

@@ -57,6 +57,19 @@ pub fn quinn_configs() -> (quinn::ServerConfig, quinn::ClientConfig) {
     (server, client)
 }
 
+/// Connects `endpoint` to `to` (a peer's virtual address) with `client`.
+pub async fn connect(
+    endpoint: &quinn::Endpoint,
+    client: quinn::ClientConfig,
+    to: SocketAddr,
+) -> quinn::Connection {
+    endpoint
+        .connect_with(client, to, "peer")
+        .unwrap()
+        .await
+        .unwrap()
+}
+
 /// The receiving side, on a task: accepts one connection on `endpoint`, checks
 /// that QUIC sees it from `from` (the peer's virtual address, whatever path it
 /// takes), and reads `count` numbered messages from its first unidirectional
