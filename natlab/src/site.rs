@@ -127,6 +127,20 @@ struct HostAddr {
 }
 
 /// A host on `router`'s LAN bridge `lan`.
+/// Adds the hosts `names` behind `router`: host `j` (from 1) on router port `j`
+/// with the addresses `addr(j)`.
+fn hosts(
+    lab: &mut Lab,
+    names: &[String],
+    router: &Netns,
+    addr: impl Fn(u8) -> HostAddr,
+) -> Result<(), Error> {
+    for (j, name) in (1u8..).zip(names) {
+        host(lab, name, router, j, addr(j))?;
+    }
+    Ok(())
+}
+
 fn host(lab: &mut Lab, name: &str, router: &Netns, port: u8, a: HostAddr) -> Result<Netns, Error> {
     let ns = lab.add_node(
         name,
@@ -231,20 +245,14 @@ pub(crate) fn build_site(lab: &mut Lab, site: &Site, i: u8) -> Result<SiteInfo, 
             ])?;
             r.nft(&nft::firewall("wan", Inbound::Open))?;
             route_from_core(lab, i, Some(&format!("198.19.{i}.0/24")), true)?;
-            for (j, name) in (1u8..).zip(&host_names) {
-                let v4 = Ipv4Addr::new(198, 19, i, 9 + j);
-                let v6 = lan_v6(i, 0xf + u16::from(j));
-                host(
-                    lab,
-                    name,
-                    &r,
-                    j,
-                    HostAddr {
-                        v4: Some((v4, 24, Ipv4Addr::new(198, 19, i, 1))),
-                        v6: Some((v6, v6_gw)),
-                    },
-                )?;
-            }
+            hosts(lab, &host_names, &r, |j| HostAddr {
+                v4: Some((
+                    Ipv4Addr::new(198, 19, i, 9 + j),
+                    24,
+                    Ipv4Addr::new(198, 19, i, 1),
+                )),
+                v6: Some((lan_v6(i, 0xf + u16::from(j)), v6_gw)),
+            })?;
             public_v4 = Some(Ipv4Addr::new(198, 19, i, 10));
             apply_knobs(lab, &r, site, i)?;
         }
@@ -253,19 +261,10 @@ pub(crate) fn build_site(lab: &mut Lab, site: &Site, i: u8) -> Result<SiteInfo, 
             r.ip_batch(&[format!("addr add {v6_gw}/64 dev lan nodad")])?;
             r.nft(&nft::firewall("wan", Inbound::Stateful))?;
             route_from_core(lab, i, None, true)?;
-            for (j, name) in (1u8..).zip(&host_names) {
-                let v6 = lan_v6(i, 0xf + u16::from(j));
-                host(
-                    lab,
-                    name,
-                    &r,
-                    j,
-                    HostAddr {
-                        v4: None,
-                        v6: Some((v6, v6_gw)),
-                    },
-                )?;
-            }
+            hosts(lab, &host_names, &r, |j| HostAddr {
+                v4: None,
+                v6: Some((lan_v6(i, 0xf + u16::from(j)), v6_gw)),
+            })?;
             if site.kind == SiteKind::Nat64 {
                 nat64::start(lab, &router_name, i)?;
                 // What RA/DHCPv6 would hand out: the router's DNS64 as the resolver.
@@ -294,13 +293,10 @@ pub(crate) fn build_site(lab: &mut Lab, site: &Site, i: u8) -> Result<SiteInfo, 
             if v6 {
                 route_from_core(lab, i, None, true)?;
             }
-            for (j, name) in (1u8..).zip(&host_names) {
-                let a = HostAddr {
-                    v4: Some((v4_lan(j), 24, v4_gw)),
-                    v6: v6.then(|| (lan_v6(i, 0xf + u16::from(j)), v6_gw)),
-                };
-                host(lab, name, &r, j, a)?;
-            }
+            hosts(lab, &host_names, &r, |j| HostAddr {
+                v4: Some((v4_lan(j), 24, v4_gw)),
+                v6: v6.then(|| (lan_v6(i, 0xf + u16::from(j)), v6_gw)),
+            })?;
             apply_timers(&r, site)?;
             apply_knobs(lab, &r, site, i)?;
             if matches!(site.kind, SiteKind::Upnp(_)) {
@@ -328,18 +324,10 @@ pub(crate) fn build_site(lab: &mut Lab, site: &Site, i: u8) -> Result<SiteInfo, 
             ])?;
             r.nft(&nft::firewall("wan", Inbound::Stateful))?;
             apply_nat(&r, home, site)?;
-            for (j, name) in (1u8..).zip(&host_names) {
-                host(
-                    lab,
-                    name,
-                    &r,
-                    j,
-                    HostAddr {
-                        v4: Some((v4_lan(j), 24, v4_gw)),
-                        v6: None,
-                    },
-                )?;
-            }
+            hosts(lab, &host_names, &r, |j| HostAddr {
+                v4: Some((v4_lan(j), 24, v4_gw)),
+                v6: None,
+            })?;
             apply_timers(&r, site)?;
             apply_timers(&c, site)?;
             apply_knobs(lab, &c, site, i)?;
