@@ -18,6 +18,11 @@ fn unix() -> u64 {
         .unwrap_or(0)
 }
 
+/// A token for `name` under the current secret, valid for a minute.
+fn credentials(name: &str) -> Credentials {
+    rest_credentials(SECRET, name, Duration::from_secs(60), unix())
+}
+
 fn server_addr() -> SocketAddr {
     "198.18.0.10:3478".parse().unwrap()
 }
@@ -76,18 +81,8 @@ fn events(p: &mut Peer) -> Vec<Event> {
 fn offer_and_answer_pass_between_registered_peers() {
     let now = Instant::now();
     let mut rv = service();
-    let mut alice = peer(
-        "198.18.1.1:4000",
-        rest_credentials(SECRET, "alice", Duration::from_secs(60), unix()),
-        1,
-        now,
-    );
-    let mut bob = peer(
-        "198.18.1.2:5000",
-        rest_credentials(SECRET, "bob", Duration::from_secs(60), unix()),
-        2,
-        now,
-    );
+    let mut alice = peer("198.18.1.1:4000", credentials("alice"), 1, now);
+    let mut bob = peer("198.18.1.2:5000", credentials("bob"), 2, now);
     pump(&mut rv, &mut [&mut alice, &mut bob], now);
     assert_eq!(
         events(&mut alice),
@@ -134,19 +129,9 @@ fn bad_tokens_identity_theft_and_strangers_are_refused() {
     }
     assert_eq!(rv.registered(), 0);
 
-    let mut alice = peer(
-        "198.18.1.1:4000",
-        rest_credentials(SECRET, "alice", Duration::from_secs(60), unix()),
-        1,
-        now,
-    );
+    let mut alice = peer("198.18.1.1:4000", credentials("alice"), 1, now);
     // Another user with a valid token claims alice's identity.
-    let mut thief = peer(
-        "198.18.1.7:4000",
-        rest_credentials(SECRET, "trudy", Duration::from_secs(60), unix()),
-        1,
-        now,
-    );
+    let mut thief = peer("198.18.1.7:4000", credentials("trudy"), 1, now);
     pump(&mut rv, &mut [&mut alice], now);
     pump(&mut rv, &mut [&mut thief], now);
     match events(&mut thief).as_slice() {
@@ -169,7 +154,7 @@ fn capacity_is_bounded_and_registrations_expire() {
     let mut rv = service();
     let mut peers: Vec<Peer> = (1..=4)
         .map(|i| {
-            let c = rest_credentials(SECRET, &format!("p{i}"), Duration::from_secs(60), unix());
+            let c = credentials(&format!("p{i}"));
             peer(&format!("198.18.1.{i}:4000"), c, i, now)
         })
         .collect();
@@ -189,18 +174,8 @@ fn capacity_is_bounded_and_registrations_expire() {
 fn signals_are_rate_limited() {
     let now = Instant::now();
     let mut rv = service();
-    let mut a = peer(
-        "198.18.1.1:4000",
-        rest_credentials(SECRET, "a", Duration::from_secs(60), unix()),
-        1,
-        now,
-    );
-    let mut b = peer(
-        "198.18.1.2:4000",
-        rest_credentials(SECRET, "b", Duration::from_secs(60), unix()),
-        2,
-        now,
-    );
+    let mut a = peer("198.18.1.1:4000", credentials("a"), 1, now);
+    let mut b = peer("198.18.1.2:4000", credentials("b"), 2, now);
     pump(&mut rv, &mut [&mut a, &mut b], now);
     events(&mut a);
     for _ in 0..30 {
@@ -223,21 +198,11 @@ fn signals_are_rate_limited() {
 fn a_restarted_client_at_the_same_address_replaces_its_stale_registration() {
     let now = Instant::now();
     let mut rv = service();
-    let creds = || rest_credentials(SECRET, "alice", Duration::from_secs(60), unix());
+    let creds = || credentials("alice");
     let mut old = peer("198.18.1.1:4000", creds(), 1, now);
-    let mut bob = peer(
-        "198.18.1.2:5000",
-        rest_credentials(SECRET, "bob", Duration::from_secs(60), unix()),
-        2,
-        now,
-    );
+    let mut bob = peer("198.18.1.2:5000", credentials("bob"), 2, now);
     // Another user at that address is not replaced by alice.
-    let mut carol = peer(
-        "198.18.1.1:4000",
-        rest_credentials(SECRET, "carol", Duration::from_secs(60), unix()),
-        4,
-        now,
-    );
+    let mut carol = peer("198.18.1.1:4000", credentials("carol"), 4, now);
     pump(&mut rv, &mut [&mut old, &mut bob, &mut carol], now);
     assert_eq!(rv.registered(), 3);
     // The old process dies without a word; a new one gets the same port.
