@@ -68,6 +68,14 @@ fn load(args: &[&str], env: &[(&str, &str)]) -> Result<Args, ConfigError> {
     config::load_from(argv, &|name| env.get(name).cloned())
 }
 
+/// The error that a config file with `contents` gives (and nothing else set).
+fn config_error(contents: &str) -> String {
+    let setup = file(contents);
+    load(&["--config", setup.file.to_str().unwrap()], &[])
+        .unwrap_err()
+        .to_string()
+}
+
 const FILE: &str = r#"
 # A relay for tests.
 listen = ["127.0.0.1:4000", "[::1]:4000"]
@@ -137,9 +145,7 @@ fn environment_overrides_the_file_and_flags_override_both() {
 
 #[test]
 fn an_unknown_key_names_its_line_and_the_likely_key() {
-    let setup = file("threads = 2\n\nlistn = [\"127.0.0.1:1\"]\n");
-    let error = load(&["--config", setup.file.to_str().unwrap()], &[]).unwrap_err();
-    let message = error.to_string();
+    let message = config_error("threads = 2\n\nlistn = [\"127.0.0.1:1\"]\n");
     assert!(
         message.contains("line 3: unknown key `listn` — did you mean `listen`?"),
         "{message}"
@@ -148,10 +154,7 @@ fn an_unknown_key_names_its_line_and_the_likely_key() {
 
 #[test]
 fn snake_case_keys_are_pointed_to_the_dashed_spelling() {
-    let setup = file("verbose_errors = true\n");
-    let message = load(&["--config", setup.file.to_str().unwrap()], &[])
-        .unwrap_err()
-        .to_string();
+    let message = config_error("verbose_errors = true\n");
     assert!(
         message.contains("line 1") && message.contains("`verbose-errors`"),
         "{message}"
@@ -160,23 +163,14 @@ fn snake_case_keys_are_pointed_to_the_dashed_spelling() {
 
 #[test]
 fn a_bad_value_names_the_key_and_line() {
-    let setup = file("log = \"info\"\nlisten = [\"not-an-address\"]\n");
-    let message = load(&["--config", setup.file.to_str().unwrap()], &[])
-        .unwrap_err()
-        .to_string();
+    let message = config_error("log = \"info\"\nlisten = [\"not-an-address\"]\n");
     assert!(message.contains("line 2: key `listen`"), "{message}");
     assert!(message.contains("not-an-address"), "{message}");
 
-    let setup = file("threads = [1, 2]\n");
-    let message = load(&["--config", setup.file.to_str().unwrap()], &[])
-        .unwrap_err()
-        .to_string();
+    let message = config_error("threads = [1, 2]\n");
     assert!(message.contains("expects a single value"), "{message}");
 
-    let setup = file("verbose-errors = \"yes\"\n");
-    let message = load(&["--config", setup.file.to_str().unwrap()], &[])
-        .unwrap_err()
-        .to_string();
+    let message = config_error("verbose-errors = \"yes\"\n");
     assert!(message.contains("expects true or false"), "{message}");
 }
 
@@ -193,10 +187,7 @@ fn a_bad_environment_value_names_the_variable() {
 
 #[test]
 fn broken_toml_and_missing_files_are_reported() {
-    let setup = file("threads = \n");
-    let message = load(&["--config", setup.file.to_str().unwrap()], &[])
-        .unwrap_err()
-        .to_string();
+    let message = config_error("threads = \n");
     assert!(
         message.contains("is not valid TOML") && message.contains("line 1"),
         "{message}"
