@@ -7,7 +7,7 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::turn::start_turn;
 use tsunagi::relay::rest_credentials;
@@ -22,10 +22,7 @@ struct Peer {
 
 impl Peer {
     fn new(relay: std::net::SocketAddr, name: &str, id: u8) -> Peer {
-        let now_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
+        let now_unix = common::unix_now();
         let creds = rest_credentials(SECRET, name, Duration::from_secs(300), now_unix);
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket
@@ -124,10 +121,7 @@ fn a_forged_token_cannot_register() {
     socket
         .set_read_timeout(Some(Duration::from_millis(20)))
         .unwrap();
-    let now_unix = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now_unix = common::unix_now();
     let forged = rest_credentials(
         "wrong-secret",
         "mallory",

@@ -8,19 +8,12 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::turn::{TurnClient, code, metric, peer_socket, send_indication, start_turn};
 use tsunagi::stun::{Attribute, Class, Message, MessageBuilder, Method, TransactionId};
 
 const SILENCE: Duration = Duration::from_millis(300);
-
-fn unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 fn to_peers(relay: &common::Relay) -> u64 {
     metric(
@@ -91,10 +84,10 @@ fn expired_and_forged_rest_credentials() {
     let server = relay.addresses[0];
     let ttl = Duration::from_secs(600);
     for (secret, now, want) in [
-        ("new", unix(), None),
-        ("old", unix(), None),
-        ("new", unix() - 3600, Some(401)),
-        ("forged", unix(), Some(401)),
+        ("new", common::unix_now(), None),
+        ("old", common::unix_now(), None),
+        ("new", common::unix_now() - 3600, Some(401)),
+        ("forged", common::unix_now(), Some(401)),
     ] {
         let c = tsunagi::relay::rest_credentials(secret, "player", ttl, now);
         let mut client = TurnClient::new(server, &c.username, &c.password);

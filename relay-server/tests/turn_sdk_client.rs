@@ -8,7 +8,7 @@
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::turn::{peer_socket, start_turn};
 use tsunagi::relay::{Client, Config, Credentials, Event, rest_credentials};
@@ -133,10 +133,7 @@ fn sdk_client_with_static_and_rest_credentials() {
     );
     let server = relay.addresses[0];
     exercise(server, Credentials::new("alice", "pw"));
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = common::unix_now();
     exercise(
         server,
         rest_credentials("s3cret", "player", Duration::from_secs(600), now),
@@ -163,10 +160,7 @@ fn a_restarted_client_on_the_same_address_replaces_its_stale_allocation() {
     let relay = start_turn("127.0.0.1:0", &["--auth-secret", "s3cret"]);
     let server = relay.addresses[0];
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = common::unix_now();
     let token = |name: &str, secs: u64| {
         Config::new(
             server,

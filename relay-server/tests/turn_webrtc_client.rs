@@ -25,7 +25,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::turn::{metric, start_turn};
 use tokio::time::timeout;
@@ -290,13 +290,6 @@ async fn refused(server: SocketAddr, username: &str, password: &str) {
     client.close().await.unwrap();
 }
 
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 #[tokio::test]
 async fn webrtc_turn_client_relays_with_long_term_and_rest_credentials() {
     let relay = start_turn(
@@ -312,8 +305,12 @@ async fn webrtc_turn_client_relays_with_long_term_and_rest_credentials() {
         turn::auth::generate_long_term_credentials("s3cret", Duration::from_secs(600)).unwrap();
     exercise(server, &user, &pass).await;
     // …and as the SDK does (`EXPIRY:NAME`).
-    let ours =
-        tsunagi::relay::rest_credentials("s3cret", "player", Duration::from_secs(600), now_unix());
+    let ours = tsunagi::relay::rest_credentials(
+        "s3cret",
+        "player",
+        Duration::from_secs(600),
+        common::unix_now(),
+    );
     exercise(server, &ours.username, &ours.password).await;
 
     let relayed_to_peers = metric(

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tsunagi::stun::{Attribute, Class, Message, MessageBuilder, Method, TransactionId};
 
@@ -17,6 +17,14 @@ use tsunagi::stun::{Attribute, Class, Message, MessageBuilder, Method, Transacti
 const STARTUP: Duration = Duration::from_secs(20);
 /// How long one STUN response may take on loopback.
 pub const RESPONSE: Duration = Duration::from_secs(2);
+
+/// Seconds since the Unix epoch, for REST credentials.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+}
 
 /// A running `tsunagi-relay`, killed on drop.
 pub struct Relay {
