@@ -131,6 +131,14 @@ impl World {
         self.add_paths(peers, to_b, to_a);
     }
 
+    /// A's NAT loses its mappings; with a sequential allocator, A's next
+    /// packets leave from a new port.
+    fn rebind_a(&mut self) {
+        let nat = self.net.nat_mut(self.nat_a).unwrap();
+        nat.config.allocation = crate::sim::Allocation::Sequential;
+        nat.rebind();
+    }
+
     fn send(&mut self, node: usize, via: Via, bytes: Vec<u8>) {
         let n = &self.nodes[node];
         match via {
@@ -454,10 +462,7 @@ fn a_nat_rebinding_is_recognised_by_the_quic_connection_id() {
     );
     assert_eq!(w.active(1, a), Some(PathKind::DirectV4));
     // A's NAT loses its mappings: A's next packets leave from a new port.
-    // (A sequential allocator, so the new mapping gets a new port.)
-    let nat = w.net.nat_mut(w.nat_a).unwrap();
-    nat.config.allocation = crate::sim::Allocation::Sequential;
-    nat.rebind();
+    w.rebind_a();
     let before = w.nodes[1].delivered.len();
     w.run(
         Duration::from_secs(3),
@@ -499,9 +504,7 @@ fn after_a_rebinding_sends_follow_the_peer_within_a_round_trip() {
         peers,
         Some(Duration::from_millis(20)),
     );
-    let nat = w.net.nat_mut(w.nat_a).unwrap();
-    nat.config.allocation = crate::sim::Allocation::Sequential;
-    nat.rebind();
+    w.rebind_a();
     let rebound_at = w.now;
     let mut followed = None;
     for _ in 0..100 {
