@@ -16,6 +16,14 @@ fn ip() -> IpAddr {
     IpAddr::V4(Ipv4Addr::UNSPECIFIED)
 }
 
+/// A described port-restricted cone NAT whose peer uses `hard_nat`.
+fn port_restricted_with(hard_nat: HardNatConfig) -> Site {
+    Site {
+        hard_nat,
+        ..Site::described(NatConfig::port_restricted(ip()))
+    }
+}
+
 /// Symmetric (APDM/APDF, random) inside the 16 ports 20000–20015: the lab's
 /// `mapesym`.
 fn mape_symmetric() -> NatConfig {
@@ -106,10 +114,7 @@ fn without_probing_the_same_pair_stays_on_the_relay() {
         enabled: false,
         ..HardNatConfig::default()
     };
-    let b = Site {
-        hard_nat: off,
-        ..Site::described(NatConfig::port_restricted(ip()))
-    };
+    let b = port_restricted_with(off);
     let w = run(Site::described(mape_symmetric()), b, 1);
     assert_eq!(kinds(&w), RELAY);
     assert_eq!(w.peers[1].ice.hard_nat().plan, Some(Err(NoPlan::Disabled)));
@@ -121,10 +126,7 @@ fn a_budget_too_small_for_the_set_sends_nothing_and_keeps_the_relay() {
         max_ports: 8,
         ..HardNatConfig::default()
     };
-    let b = Site {
-        hard_nat: tight,
-        ..Site::described(NatConfig::port_restricted(ip()))
-    };
+    let b = port_restricted_with(tight);
     let w = run(Site::described(mape_symmetric()), b, 2);
     assert_eq!(kinds(&w), RELAY);
     let stats = w.peers[1].ice.hard_nat();
@@ -155,10 +157,7 @@ fn a_sequential_symmetric_nat_is_predicted() {
         predict_ahead: 0,
         ..HardNatConfig::default()
     };
-    let b = Site {
-        hard_nat: short,
-        ..Site::described(NatConfig::port_restricted(ip()))
-    };
+    let b = port_restricted_with(short);
     let w = run(Site::described(sequential_symmetric()), b, 1);
     assert_eq!(kinds(&w), RELAY);
     assert_eq!(w.peers[1].ice.hard_nat().plan, Some(Err(NoPlan::NoTargets)));
@@ -197,10 +196,7 @@ fn random_symmetric_nats_keep_the_relay_and_a_birthday_attempt_stays_in_budget()
         min_birthday_odds: 0.01,
         ..HardNatConfig::default()
     };
-    let b = Site {
-        hard_nat: budget,
-        ..Site::described(NatConfig::port_restricted(ip()))
-    };
+    let b = port_restricted_with(budget);
     let w = run(Site::described(NatConfig::symmetric(ip())), b, 5);
     let stats = w.peers[1].ice.hard_nat();
     let plan = stats.plan.unwrap().unwrap();
