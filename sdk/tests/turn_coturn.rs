@@ -210,6 +210,14 @@ fn exchange(driver: &mut Driver, relayed: SocketAddr, peer: &UdpSocket) {
     );
 }
 
+/// coturn's flags for the static user `alice:secret`.
+const ALICE: [&str; 3] = ["--lt-cred-mech", "--user", "alice:secret"];
+
+/// A driver for `alice:secret` on `server`.
+fn alice(server: SocketAddr, family: RelayFamily) -> Driver {
+    Driver::new(server, Credentials::new("alice", "secret"), family)
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -219,8 +227,7 @@ fn unix_now() -> u64 {
 
 #[test]
 fn static_credentials_allocate_exchange_refresh_release() {
-    let users = ["--lt-cred-mech", "--user", "alice:secret"];
-    let Some(coturn) = start_coturn(0, &users, &["127.0.0.1"]) else {
+    let Some(coturn) = start_coturn(0, &ALICE, &["127.0.0.1"]) else {
         return;
     };
     let mut wrong = Driver::new(
@@ -235,11 +242,7 @@ fn static_credentials_allocate_exchange_refresh_release() {
         }
     );
 
-    let mut driver = Driver::new(
-        coturn.addr,
-        Credentials::new("alice", "secret"),
-        RelayFamily::V4,
-    );
+    let mut driver = alice(coturn.addr, RelayFamily::V4);
     let (relayed, unavailable) = driver.allocated();
     assert_eq!(relayed.len(), 1);
     assert!(unavailable.is_empty());
@@ -318,15 +321,10 @@ fn rest_token_credentials() {
 
 #[test]
 fn dual_allocation_relays_ipv6_on_loopback() {
-    let users = ["--lt-cred-mech", "--user", "alice:secret"];
-    let Some(coturn) = start_coturn(2, &users, &["127.0.0.1", "::1"]) else {
+    let Some(coturn) = start_coturn(2, &ALICE, &["127.0.0.1", "::1"]) else {
         return;
     };
-    let mut driver = Driver::new(
-        coturn.addr,
-        Credentials::new("alice", "secret"),
-        RelayFamily::Dual,
-    );
+    let mut driver = alice(coturn.addr, RelayFamily::Dual);
     let (relayed, unavailable) = driver.allocated();
     let v6 = relayed.iter().find(|a| a.is_ipv6()).copied();
     let v4 = relayed.iter().find(|a| a.is_ipv4()).copied();
@@ -343,15 +341,10 @@ fn dual_allocation_relays_ipv6_on_loopback() {
 
 #[test]
 fn ipv6_only_allocation_without_an_ipv6_relay_reports_440() {
-    let users = ["--lt-cred-mech", "--user", "alice:secret"];
-    let Some(coturn) = start_coturn(3, &users, &["127.0.0.1"]) else {
+    let Some(coturn) = start_coturn(3, &ALICE, &["127.0.0.1"]) else {
         return;
     };
-    let mut driver = Driver::new(
-        coturn.addr,
-        Credentials::new("alice", "secret"),
-        RelayFamily::V6,
-    );
+    let mut driver = alice(coturn.addr, RelayFamily::V6);
     assert_eq!(
         driver.failure(),
         Error::AddressFamilyNotSupported {
@@ -359,11 +352,7 @@ fn ipv6_only_allocation_without_an_ipv6_relay_reports_440() {
         }
     );
     // A dual request on the same server keeps IPv4 and says why IPv6 is missing.
-    let mut driver = Driver::new(
-        coturn.addr,
-        Credentials::new("alice", "secret"),
-        RelayFamily::Dual,
-    );
+    let mut driver = alice(coturn.addr, RelayFamily::Dual);
     let (relayed, unavailable) = driver.allocated();
     assert!(relayed.iter().all(SocketAddr::is_ipv4), "{relayed:?}");
     assert_eq!(unavailable, vec![AddressFamily::V6]);
