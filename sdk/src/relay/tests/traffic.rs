@@ -8,6 +8,18 @@ use crate::stun::{AddressFamily, Attribute, AttributeType, Class, Message, Metho
 
 const PEER: &str = "203.0.113.5:40000";
 
+/// `datagram` from the server is ours and comes out as `bytes` from the peer.
+fn delivered_from_peer(net: &mut Net, datagram: &[u8], bytes: &[u8]) {
+    assert!(net.client.handle_input(net.now, addr(SERVER), datagram));
+    assert_eq!(
+        net.client.poll_event(),
+        Some(Event::Data {
+            peer: addr(PEER),
+            bytes: bytes.to_vec()
+        })
+    );
+}
+
 #[test]
 fn nothing_can_be_sent_before_the_allocation() {
     let mut net = Net::new(config("secret"));
@@ -70,14 +82,7 @@ fn send_indications_create_the_permission_and_reach_the_peer() {
 
     // Data indications from the peer come out as Data events.
     let datagram = net.server.data_indication(addr(PEER), b"hi back");
-    assert!(net.client.handle_input(net.now, addr(SERVER), &datagram));
-    assert_eq!(
-        net.client.poll_event(),
-        Some(Event::Data {
-            peer: addr(PEER),
-            bytes: b"hi back".to_vec()
-        })
-    );
+    delivered_from_peer(&mut net, &datagram, b"hi back");
 }
 
 #[test]
@@ -144,14 +149,7 @@ fn channel_binding_switches_to_channel_data_and_is_refreshed() {
     // ChannelData from the server, padded as over TCP, comes out as data.
     let datagram = net.server.channel_data(addr(PEER), b"xyz").unwrap();
     assert_eq!(datagram.len(), 8);
-    assert!(net.client.handle_input(net.now, addr(SERVER), &datagram));
-    assert_eq!(
-        net.client.poll_event(),
-        Some(Event::Data {
-            peer: addr(PEER),
-            bytes: b"xyz".to_vec()
-        })
-    );
+    delivered_from_peer(&mut net, &datagram, b"xyz");
     // An unbound channel is not ours (it may be QUIC on a shared socket).
     assert!(
         !net.client
@@ -187,14 +185,7 @@ fn channel_data_before_the_bind_answer_is_delivered() {
     assert_eq!(net.client.channel(addr(PEER)), None, "not confirmed yet");
     // The peer's data comes on the channel at once.
     let datagram = net.server.channel_data(addr(PEER), b"initial").unwrap();
-    assert!(net.client.handle_input(net.now, addr(SERVER), &datagram));
-    assert_eq!(
-        net.client.poll_event(),
-        Some(Event::Data {
-            peer: addr(PEER),
-            bytes: b"initial".to_vec()
-        })
-    );
+    delivered_from_peer(&mut net, &datagram, b"initial");
     // Our sends stay Send indications until the binding is confirmed.
     net.client.send_to(net.now, addr(PEER), b"reply").unwrap();
     net.pump();
