@@ -68,6 +68,7 @@ fn a_claimed_reservation_becomes_the_allocations_count() {
         ..config()
     });
     let (even, token) = reserve(&mut h, "198.51.100.7:40000");
+    assert_eq!(plain(&mut h, "198.51.100.7:40010"), Some(486), "reserved");
     // Claiming takes no more quota: the reservation's count moves over.
     let bytes = claim(&mut h, "198.51.100.7:40002", &token);
     let next = relayed(&Message::decode(&bytes).unwrap());
@@ -101,6 +102,11 @@ fn a_claim_from_another_client_ip_moves_the_count_or_leaves_the_reservation() {
     assert_eq!(plain(&mut h, "198.51.100.8:1"), None);
     assert_eq!(plain(&mut h, "198.51.100.8:2"), None);
     assert_eq!(code(&claim(&mut h, "198.51.100.8:3", &token)), Some(486));
+    assert_eq!(
+        plain(&mut h, "198.51.100.7:40010"),
+        Some(486),
+        "still reserved"
+    );
     // 198.51.100.9 takes it: its count goes up, the reserver's down.
     assert_eq!(code(&claim(&mut h, "198.51.100.9:1", &token)), None);
     assert_eq!(plain(&mut h, "198.51.100.9:2"), None);
