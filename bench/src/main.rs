@@ -56,9 +56,11 @@ enum Bench {
         /// Seconds of each saturation measurement (b).
         #[arg(long, default_value_t = 2.0)]
         saturation_secs: f64,
-        /// Allocations carrying the load.
-        #[arg(long, default_value_t = 4)]
-        flows: usize,
+        /// Allocations carrying the load; a comma-separated list (e.g.
+        /// `1,4,32`) runs every workload once per count and ends with a
+        /// summary of the ratios.
+        #[arg(long, value_delimiter = ',', default_value = "4")]
+        flows: Vec<usize>,
         /// CPUs given to the relay under test (the last ones; capped so that at
         /// least CPU 0 is left to the load generator).
         #[arg(long, default_value_t = 2)]
@@ -100,7 +102,7 @@ fn main() -> anyhow::Result<()> {
             messages,
             rate,
             saturation: Duration::from_secs_f64(saturation_secs.max(0.1)),
-            flows: flows.max(1),
+            flows: flows.into_iter().map(|f| f.max(1)).collect(),
             relay_cpus: relay_cpus.max(1),
             threads: threads.map(|t| t.max(1)),
             rtt_samples: rtt_samples.max(1),

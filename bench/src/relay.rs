@@ -32,8 +32,9 @@ pub struct Settings {
     pub rate: u64,
     /// Length of a saturation measurement.
     pub saturation: Duration,
-    /// Allocations (client 5-tuples) carrying the load.
-    pub flows: usize,
+    /// Allocations (client 5-tuples) carrying the load; each count is a
+    /// separate pass over the workloads.
+    pub flows: Vec<usize>,
     /// CPUs the relay is pinned to (the last ones), capped so that the load
     /// generator keeps at least one.
     pub relay_cpus: usize,
@@ -230,9 +231,10 @@ fn measure(
     relay: &RelayProcess,
     framing: Framing,
     size: usize,
+    flows: usize,
     s: &Settings,
 ) -> anyhow::Result<Figures> {
-    let load = Load::new(relay.server, s.flows, framing)?;
+    let load = Load::new(relay.server, flows, framing)?;
     let fixed = offer(
         relay,
         &load,
@@ -375,7 +377,7 @@ fn load_average() -> String {
 
 fn print_row(workload: &str, relay: &str, run: &str, f: &Figures, note: &str) {
     println!(
-        "{workload:<14} {relay:<8} {run:>4} {:>11.3} {:>8.2}% {:>11.0} {:>8.2}% {:>8.1} {:>8.1}  {note}",
+        "{workload:<18} {relay:<8} {run:>4} {:>11.3} {:>8.2}% {:>11.0} {:>8.2}% {:>8.1} {:>8.1}  {note}",
         f.cpu_per_100k,
         f.fixed_loss * 100.0,
         f.sat_rate,
@@ -403,12 +405,12 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
     }
     let rmem = std::fs::read_to_string("/proc/sys/net/core/rmem_max").unwrap_or_default();
     println!(
-        "relay benchmark: {} msgs at {}/s (a), {:?} saturation with {} flows (b), {} round trips (c); median of {} interleaved runs",
+        "relay benchmark: {} msgs at {}/s (a), {:?} saturation (b), {} round trips (c), with {} flows; median of {} interleaved runs",
         settings.messages,
         settings.rate,
         settings.saturation,
-        settings.flows,
         settings.rtt_samples,
+        flow_list(&settings.flows),
         extra.repeats,
     );
     println!(
@@ -423,7 +425,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
         load_average()
     );
     println!(
-        "{:<14} {:<8} {:>4} {:>11} {:>9} {:>11} {:>9} {:>8} {:>8}  process threads; loadavg",
+        "{:<18} {:<8} {:>4} {:>11} {:>9} {:>11} {:>9} {:>8} {:>8}  process threads; loadavg",
         "workload",
         "relay",
         "run",
@@ -440,19 +442,24 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
         (Framing::Send, 100),
         (Framing::Send, 1000),
     ];
-    for (framing, size) in workloads {
+    let mut summary: Vec<(String, f64)> = Vec::new();
+    for (&flows, (framing, size)) in settings
+        .flows
+        .iter()
+        .flat_map(|f| workloads.iter().map(move |w| (f, *w)))
+    {
         let kind_name = match framing {
             Framing::Channel => "channel",
             Framing::Send => "send",
         };
-        let name = format!("{kind_name} {size}B");
+        let name = format!("{kind_name} {size}B {flows}f");
         let mut runs: Vec<(Kind, Figures)> = Vec::new();
         for repeat in 1..=extra.repeats {
             for &kind in &extra.kinds {
                 let result = RelayProcess::start(kind, &tsunagi, &placement).and_then(|relay| {
                     eprintln!("# {name} {} run {repeat}: pid {}", kind.name(), relay.id());
                     let threads = relay.thread_count();
-                    measure(&relay, framing, size, settings).map(|f| (f, threads))
+                    measure(&relay, framing, size, flows, settings).map(|f| (f, threads))
                 });
                 match result {
                     Ok((f, threads)) => {
@@ -460,7 +467,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
                         print_row(&name, kind.name(), &repeat.to_string(), &f, &note);
                         runs.push((kind, f));
                     }
-                    Err(e) => println!("{name:<14} {:<8} {repeat:>4} failed: {e:#}", kind.name()),
+                    Err(e) => println!("{name:<18} {:<8} {repeat:>4} failed: {e:#}", kind.name()),
                 }
             }
         }
@@ -478,8 +485,9 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
             }
         }
         if let (Some(c), Some(t)) = (coturn, ours) {
+            summary.push((name.clone(), c.cpu_per_100k / t.cpu_per_100k));
             println!(
-                "{name:<14} {:<8} {:>4} {:>11.2} {:>9} {:>11.2} {:>9} {:>8.2} {:>8.2}  packets per CPU-second: tsunagi {:.2}x coturn",
+                "{name:<18} {:<8} {:>4} {:>11.2} {:>9} {:>11.2} {:>9} {:>8.2} {:>8.2}  packets per CPU-second: tsunagi {:.2}x coturn",
                 "t/c",
                 "",
                 t.cpu_per_100k / c.cpu_per_100k,
@@ -492,8 +500,23 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
             );
         }
     }
+    if !summary.is_empty() {
+        println!("packets per CPU-second, tsunagi / coturn (median runs):");
+        for (name, ratio) in &summary {
+            println!("  {name:<18} {ratio:.2}x");
+        }
+    }
     println!("loadavg at end: {}", load_average());
     Ok(())
+}
+
+/// `1, 4, 32` for the header line.
+fn flow_list(flows: &[usize]) -> String {
+    flows
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

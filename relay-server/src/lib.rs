@@ -47,7 +47,7 @@ pub use policy::{Cidr, CidrError};
 pub use server::{Rfc5780Addresses, Server, ServerConfig, Transmit};
 pub use shared::Shared;
 pub use turn::TurnConfig;
-pub use turn::ports::{RelaySockets, VirtualSockets};
+pub use turn::ports::{RelaySockets, ReservedSocket, VirtualSockets};
 pub use turn_flags::{TurnFlags, TurnFlagsError};
 
 #[cfg(test)]

@@ -161,11 +161,14 @@ pub struct ServerConfig {
 ///
 /// A driver owns the sockets: the listening ones, and the relayed ones the core
 /// opens and closes through the [`RelaySockets`] given to
-/// [`Server::with_relay_sockets`]. Each call appends [`Transmit`]s to send; a
+/// [`Server::with_turn`]. Each call appends [`Transmit`]s to send; a
 /// transmit's `local` names the socket to send from. The core keeps no thread,
 /// timer or socket, so several driver threads may share it behind a mutex, or a
 /// driver may shard clients over several cores by 5-tuple as long as each
-/// relayed address maps back to the shard that owns its allocation.
+/// relayed address maps back to the shard that owns its allocation. Shards
+/// built with one [`Shared`] share quotas, nonces and RESERVATION-TOKENs; a
+/// reserved port's socket goes to the shard that claims it
+/// ([`RelaySockets::adopt`]).
 #[derive(Debug)]
 pub struct Server {
     config: ServerConfig,

@@ -1,17 +1,20 @@
 //! What the TURN cores of several driver workers share: counters, allocation
-//! quota counts and the nonce key.
+//! quota counts, port reservations and the nonce key.
 //!
 //! A driver that runs one [`crate::Server`] per worker (SO_REUSEPORT spreads
 //! clients over them by 5-tuple) builds one [`Shared`] and passes it to every
 //! [`crate::Server::with_turn`], so that quotas and the global allocation cap
-//! hold across workers, a nonce from one worker is good on another, and there is
-//! one set of [`Counters`] to export (register [`Shared::counters`] once).
+//! hold across workers, a nonce from one worker is good on another, a
+//! RESERVATION-TOKEN from one worker is good on another, and there is one set
+//! of [`Counters`] to export (register [`Shared::counters`] once). The locks
+//! are taken on Allocate, Refresh and expiry, never per relayed datagram.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::counters::Counters;
+use crate::turn::reservations::Reservations;
 
 /// Limits on how many allocations exist.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +50,9 @@ struct QuotaCounts {
 pub struct Shared {
     counters: Arc<Counters>,
     quotas: Arc<Mutex<QuotaCounts>>,
+    /// Reserved ports (EVEN-PORT with R) by token, with their sockets. Never
+    /// locked together with `quotas`.
+    reservations: Arc<Mutex<Reservations>>,
     nonce_key: [u8; 32],
 }
 
@@ -73,6 +79,7 @@ impl Shared {
         Shared {
             counters: Arc::new(Counters::default()),
             quotas: Arc::new(Mutex::new(QuotaCounts::default())),
+            reservations: Arc::new(Mutex::new(Reservations::default())),
             nonce_key,
         }
     }
@@ -86,7 +93,14 @@ impl Shared {
         self.nonce_key
     }
 
-    /// Counts one more allocation for `user` at `ip`, if the quotas allow.
+    /// The port reservations of every core.
+    pub(crate) fn reservations(&self) -> MutexGuard<'_, Reservations> {
+        // Poisoned: a panic mid-update; the table itself stays consistent enough.
+        self.reservations.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts one more allocation (or port reservation) for `user` at `ip`, if
+    /// the quotas allow.
     pub(crate) fn reserve(&self, quotas: Quotas, user: &str, ip: IpAddr) -> Result<(), QuotaError> {
         // A poisoned lock means a panic mid-update of plain counters: keep going.
         let mut q = self.quotas.lock().unwrap_or_else(|p| p.into_inner());

@@ -49,15 +49,17 @@ pub struct TurnFlags {
     #[arg(long = "allow-peer", value_name = "CIDR")]
     pub allow_peers: Vec<Cidr>,
 
-    /// Allocations per user (REST credentials count by NAME); 0 = unlimited.
+    /// Allocations per user (REST credentials count by NAME), each port
+    /// reserved by EVEN-PORT counting as one; 0 = unlimited.
     #[arg(long, default_value_t = 32)]
     pub user_quota: u32,
 
-    /// Allocations per client IP; 0 = unlimited.
+    /// Allocations per client IP, each reserved port counting as one;
+    /// 0 = unlimited.
     #[arg(long, default_value_t = 32)]
     pub ip_quota: u32,
 
-    /// Allocations in total.
+    /// Allocations in total, reserved ports included.
     #[arg(long, default_value_t = 10_000)]
     pub max_allocations: usize,
 

@@ -8,7 +8,11 @@
 //!   5-tuple, so a client's packets always reach the same worker.
 //! - **Each worker owns its [`Server`]** (no lock anywhere on the packet path):
 //!   a client's state lives in the worker its 5-tuple hashes to, and so do the
-//!   relay sockets that worker opens for it.
+//!   relay sockets that worker opens for it. The one exception: a port reserved
+//!   by EVEN-PORT waits, bound and unpolled, in the state all workers share
+//!   ([`Shared`], locked per Allocate), and the worker that serves its
+//!   RESERVATION-TOKEN (often another: the claiming client sends from another
+//!   port) takes the socket over.
 //! - **Batched I/O** through `quinn-udp`: `recvmmsg` (up to 32 datagrams a call,
 //!   with GRO where the kernel offers it); each batch's answers leave in one
 //!   `sendmmsg` per socket, many destinations per call, and runs of equal-size

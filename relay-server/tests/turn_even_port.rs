@@ -10,6 +10,7 @@ mod common;
 
 use std::net::SocketAddr;
 
+use common::RESPONSE;
 use common::turn::{TurnClient, code, peer_socket, start_turn};
 use tsunagi::stun::{Attribute, AttributeType, Class, Message, Method};
 
@@ -81,4 +82,83 @@ fn even_port_reservation_is_honoured_on_real_sockets() {
         code(&late.request(Method::ALLOCATE, &with_token)),
         Some(508)
     );
+}
+
+/// RESERVATION-TOKENs work across the driver's workers: SO_REUSEPORT spreads
+/// clients over workers by 5-tuple, and the client claiming a token (the RTCP
+/// socket, another source port) usually lands on another worker than the one
+/// that reserved the port. Eight reservations, each claimed from a fresh
+/// socket on a four-worker relay: with tokens local to a worker, all eight
+/// would have to hash to the reserving worker (4^-8). Every claim must get the
+/// reserved port, and relay through it both ways.
+#[test]
+fn reservation_tokens_are_claimed_on_any_worker() {
+    use tsunagi_relay::udp::{Options, start};
+    use tsunagi_relay::{Cidr, TurnConfig};
+
+    let running = start(&Options {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        threads: 4,
+        turn: Some(TurnConfig {
+            users: [("alice".to_string(), "pw".to_string())].into(),
+            relay_ips: vec!["127.0.0.1".parse().unwrap()],
+            relay_ports: None,
+            allowed_peers: vec!["127.0.0.0/8".parse::<Cidr>().unwrap()],
+            ..TurnConfig::default()
+        }),
+        ..Options::default()
+    })
+    .expect("relay starts on loopback");
+    assert_eq!(running.workers(), 4);
+    let server = running.local_addresses()[0];
+    let peer = peer_socket("127.0.0.1:0");
+
+    let mut claimed = Vec::new();
+    for round in 0..8 {
+        let mut rtp = TurnClient::new(server, "alice", "pw");
+        let response = rtp.request(
+            Method::ALLOCATE,
+            &[
+                Attribute::RequestedTransport(17),
+                Attribute::EvenPort { reserve_next: true },
+            ],
+        );
+        let (even, token) = relayed_and_token(&response);
+        let token = token.expect("RESERVATION-TOKEN");
+        let mut rtcp = TurnClient::new(server, "alice", "pw");
+        let response = rtcp.request(
+            Method::ALLOCATE,
+            &[
+                Attribute::RequestedTransport(17),
+                Attribute::ReservationToken(&token),
+            ],
+        );
+        assert_eq!(
+            code(&response),
+            None,
+            "round {round}: the claim of a token failed"
+        );
+        let (next, _) = relayed_and_token(&response);
+        assert_eq!(
+            next,
+            SocketAddr::new(even.ip(), even.port() + 1),
+            "round {round}"
+        );
+        claimed.push((rtp, rtcp, next));
+    }
+    // The claiming worker sends from and receives on the adopted socket.
+    for (_, rtcp, next) in &mut claimed {
+        relays_from(rtcp, &peer, *next);
+        peer.send_to(b"back", *next).unwrap();
+        let data = rtcp.receive(RESPONSE).expect("a Data indication");
+        let m = Message::decode(&data).unwrap();
+        assert_eq!(m.method(), Method::DATA);
+        assert!(
+            m.attributes()
+                .iter()
+                .any(|a| matches!(a, Attribute::Data(d) if *d == b"back")),
+            "{m:?}"
+        );
+    }
+    assert!(running.shutdown(std::time::Duration::from_secs(5)));
 }

@@ -105,7 +105,10 @@ impl RelayProcess {
                     .args(["--log", "error", "--user", &credentials, "--realm", REALM])
                     .args(["--relay-ip", "127.0.0.1"])
                     .args(["--min-port", "51000", "--max-port", "51999"])
-                    .args(["--allow-peer", "127.0.0.0/8", "--max-bytes-per-sec", "0"]);
+                    .args(["--allow-peer", "127.0.0.0/8", "--max-bytes-per-sec", "0"])
+                    // Like coturn's defaults: no allocation quota, so any
+                    // `--flows` count runs.
+                    .args(["--user-quota", "0", "--ip-quota", "0"]);
             }
         }
         if let Some(threads) = placement.threads {

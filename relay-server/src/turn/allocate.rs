@@ -2,6 +2,7 @@
 //! REQUESTED-ADDRESS-FAMILY picks one, ADDITIONAL-ADDRESS-FAMILY asks for both,
 //! and ADDRESS-ERROR-CODE reports the family a dual allocation could not get.
 
+use std::cmp::Reverse;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -10,7 +11,8 @@ use tsunagi::stun::{AddressFamily, Attribute, ErrorCode};
 use super::allocation::{Allocation, TokenBucket};
 use super::channels::Channels;
 use super::permissions::Permissions;
-use super::reservations::RESERVATION_LIFETIME;
+use super::ports::ReservedSocket;
+use super::reservations::{RESERVATION_LIFETIME, Reservation};
 use super::{Request, Turn};
 use crate::auth::Authenticator;
 use crate::counters::Counters;
@@ -118,51 +120,24 @@ impl Turn {
         if dual && r.even_port.is_some() {
             return self.error(ctx, 400, "Bad Request: EVEN-PORT with a dual allocation");
         }
-        let reserve_next = r.even_port == Some(true);
-        if reserve_next && self.reservations.len() >= self.config.max_allocations {
-            // Reservations are bounded like allocations (memory, ports).
-            Counters::bump(&self.counters.capacity_rejections);
-            return self.error(
-                ctx,
-                508,
-                "Insufficient Capacity: too many port reservations",
-            );
-        }
-        match self
-            .shared
-            .reserve(self.quotas(), &ctx.user.quota_name, ctx.from.ip())
-        {
-            Ok(()) => {}
-            Err(QuotaError::Global) => {
-                Counters::bump(&self.counters.capacity_rejections);
-                return self.error(ctx, 508, "Insufficient Capacity: relay full, try another");
-            }
-            Err(which) => {
-                Counters::bump(&self.counters.quota_rejections);
-                tracing::debug!(client = %ctx.from, user = %ctx.user.quota_name, ?which, "quota");
-                return self.error(ctx, 486, "Allocation Quota Reached");
-            }
-        }
-
         if let Some(token) = r.reservation_token {
-            // The port an earlier EVEN-PORT (R) Allocate reserved, once.
-            return match self.reservations.take(&token, ctx.now) {
-                Some(address) => self.allocated(ctx, &r, vec![address], &[], None),
-                None => {
-                    self.shared.release(&ctx.user.quota_name, ctx.from.ip());
-                    Counters::bump(&self.counters.capacity_rejections);
-                    self.error(
-                        ctx,
-                        508,
-                        "Insufficient Capacity: RESERVATION-TOKEN unknown, used or expired",
-                    )
-                }
-            };
+            return self.claim(ctx, &r, token);
         }
+        // An allocation counts against the quotas, and so does the port it
+        // reserves (until claimed or expired): one user cannot hold many.
+        let reserve_next = r.even_port == Some(true);
+        if let Err(response) = self.take_quota(ctx) {
+            return response;
+        }
+        if reserve_next && let Err(response) = self.take_quota(ctx) {
+            self.shared.release(&ctx.user.quota_name, ctx.from.ip());
+            return response;
+        }
+        let counted = if reserve_next { 2 } else { 1 };
 
         let even = r.even_port.is_some();
         let mut relayed: Vec<SocketAddr> = Vec::new();
-        let mut reserved: Option<SocketAddr> = None;
+        let mut reserved: Option<ReservedSocket> = None;
         let mut failed: Vec<(AddressFamily, ErrorCode<'static>)> = Vec::new();
         for &family in &families {
             let Some(ip) = self.relay_ip(family) else {
@@ -185,7 +160,7 @@ impl Turn {
             }
         }
         if relayed.is_empty() {
-            self.shared.release(&ctx.user.quota_name, ctx.from.ip());
+            self.give_back_quota(ctx, counted);
             let (code, reason) = failed
                 .first()
                 .map_or((508, "Insufficient Capacity"), |(_, e)| (e.code, e.reason));
@@ -198,17 +173,89 @@ impl Turn {
             Some(next) => match reservation_token() {
                 Some(token) => Some((token, next)),
                 None => {
-                    // No randomness for an unguessable token: give it all back.
-                    for a in relayed.into_iter().chain([next]) {
+                    // No randomness for an unguessable token: give it all back
+                    // (dropping the reserved socket closes it).
+                    for a in relayed {
                         self.ports.close(self.sockets.as_mut(), a);
                     }
-                    self.shared.release(&ctx.user.quota_name, ctx.from.ip());
+                    self.give_back_quota(ctx, counted);
                     return self.error(ctx, 508, "Insufficient Capacity: try again");
                 }
             },
             None => None,
         };
         self.allocated(ctx, &r, relayed, &failed, token)
+    }
+
+    /// Counts one allocation or reservation for the request's user and client
+    /// IP; the error response (486 or 508) if a quota is full.
+    fn take_quota(&self, ctx: &Request<'_, '_>) -> Result<(), Vec<u8>> {
+        match self
+            .shared
+            .reserve(self.quotas(), &ctx.user.quota_name, ctx.from.ip())
+        {
+            Ok(()) => Ok(()),
+            Err(QuotaError::Global) => {
+                Counters::bump(&self.counters.capacity_rejections);
+                Err(self.error(ctx, 508, "Insufficient Capacity: relay full, try another"))
+            }
+            Err(which) => {
+                Counters::bump(&self.counters.quota_rejections);
+                tracing::debug!(client = %ctx.from, user = %ctx.user.quota_name, ?which, "quota");
+                Err(self.error(ctx, 486, "Allocation Quota Reached"))
+            }
+        }
+    }
+
+    /// Gives back `count` quota units taken by [`Turn::take_quota`].
+    fn give_back_quota(&self, ctx: &Request<'_, '_>, count: usize) {
+        for _ in 0..count {
+            self.shared.release(&ctx.user.quota_name, ctx.from.ip());
+        }
+    }
+
+    /// An Allocate with a RESERVATION-TOKEN: the port an earlier EVEN-PORT (R)
+    /// Allocate reserved, once, whichever core reserved it. The reservation's
+    /// quota count becomes the allocation's (moved if another user or client
+    /// IP claims it).
+    fn claim(&mut self, ctx: &Request<'_, '_>, r: &AllocateRequest, token: [u8; 8]) -> Vec<u8> {
+        let (expired, taken) = {
+            let mut reservations = self.shared.reservations();
+            (
+                reservations.expire(ctx.now),
+                reservations.take(&token, ctx.now),
+            )
+        };
+        for reservation in expired {
+            self.end_reservation(reservation);
+        }
+        let Some(reservation) = taken else {
+            Counters::bump(&self.counters.capacity_rejections);
+            return self.error(
+                ctx,
+                508,
+                "Insufficient Capacity: RESERVATION-TOKEN unknown, used or expired",
+            );
+        };
+        if reservation.quota_name != ctx.user.quota_name || reservation.ip != ctx.from.ip() {
+            if let Err(response) = self.take_quota(ctx) {
+                // Not this client's to take: the reservation stays for another.
+                let back = self.shared.reservations().insert(token, reservation);
+                if let Err(lost) = back {
+                    self.end_reservation(lost);
+                }
+                return response;
+            }
+            self.shared.release(&reservation.quota_name, reservation.ip);
+        }
+        match self.ports.adopt(self.sockets.as_mut(), reservation.socket) {
+            Some(address) => self.allocated(ctx, r, vec![address], &[], None),
+            None => {
+                self.give_back_quota(ctx, 1);
+                Counters::bump(&self.counters.capacity_rejections);
+                self.error(ctx, 508, "Insufficient Capacity: try again")
+            }
+        }
     }
 
     /// Answers a granted Allocate and installs the allocation (quota already
@@ -219,7 +266,7 @@ impl Turn {
         r: &AllocateRequest,
         relayed: Vec<SocketAddr>,
         failed: &[(AddressFamily, ErrorCode<'static>)],
-        token: Option<([u8; 8], SocketAddr)>,
+        token: Option<([u8; 8], ReservedSocket)>,
     ) -> Vec<u8> {
         let dual = r.additional_family.is_some();
         let lifetime = self.lifetime(r.lifetime);
@@ -238,12 +285,20 @@ impl Turn {
             attributes.push(Attribute::ReservationToken(token));
         }
         let response = self.success(ctx, &attributes);
-        if let Some((token, next)) = token {
+        if let Some((token, socket)) = token {
             let expires = ctx.now + RESERVATION_LIFETIME;
-            if !self.reservations.insert(token, next, expires) {
+            self.reservation_deadlines.push(Reverse(expires));
+            let reservation = Reservation {
+                socket,
+                quota_name: ctx.user.quota_name.clone(),
+                ip: ctx.from.ip(),
+                expires,
+            };
+            let inserted = self.shared.reservations().insert(token, reservation);
+            if let Err(lost) = inserted {
                 // 2^-64: a token collision; the port is released, the client
                 // gets 508 when it uses the token.
-                self.ports.close(self.sockets.as_mut(), next);
+                self.end_reservation(lost);
             }
         }
         tracing::debug!(client = %ctx.from, ?relayed, user = %ctx.user.username, "allocated");

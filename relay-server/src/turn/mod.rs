@@ -22,13 +22,16 @@ mod legacy;
 mod peers;
 mod permissions;
 pub(crate) mod ports;
-mod reservations;
+pub(crate) mod reservations;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_lifecycle;
+#[cfg(test)]
+mod tests_reservations;
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -45,7 +48,7 @@ use crate::server::Transmit;
 use crate::shared::{Quotas, Shared};
 use allocation::{Allocation, Allocations};
 use ports::{PortPool, RelaySockets};
-use reservations::Reservations;
+use reservations::Reservation;
 
 /// The TURN service's settings.
 #[derive(Debug, Clone)]
@@ -64,11 +67,11 @@ pub struct TurnConfig {
     pub allowed_peers: Vec<Cidr>,
     /// The addresses the server listens on (never relayed to).
     pub listening: Vec<SocketAddr>,
-    /// Allocations per user (0 = unlimited).
+    /// Allocations per user, reserved ports included (0 = unlimited).
     pub user_quota: u32,
-    /// Allocations per client IP (0 = unlimited).
+    /// Allocations per client IP, reserved ports included (0 = unlimited).
     pub ip_quota: u32,
-    /// Allocations in total.
+    /// Allocations in total, reserved ports included.
     pub max_allocations: usize,
     /// Bytes per second per allocation, both directions together (0 = unlimited).
     pub max_bytes_per_sec: u64,
@@ -126,8 +129,10 @@ pub(crate) struct Turn {
     policy: PeerPolicy,
     allocations: Allocations,
     ports: PortPool,
-    /// Ports reserved by EVEN-PORT with the R bit, by RESERVATION-TOKEN.
-    reservations: Reservations,
+    /// When the ports this core reserved (EVEN-PORT with the R bit) expire:
+    /// its timer then expires the shared table's reservations (see
+    /// [`Turn::expire_reservations`]). The table itself is in [`Shared`].
+    reservation_deadlines: BinaryHeap<Reverse<Instant>>,
     sockets: Box<dyn RelaySockets>,
     shared: Shared,
     counters: Arc<Counters>,
@@ -174,7 +179,7 @@ impl Turn {
             auth,
             policy,
             allocations: Allocations::default(),
-            reservations: Reservations::default(),
+            reservation_deadlines: BinaryHeap::new(),
             sockets,
             counters: shared.counters(),
             pending: Pending::default(),
@@ -218,7 +223,7 @@ impl Turn {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match (
             self.allocations.next_expiry(),
-            self.reservations.next_expiry(),
+            self.reservation_deadlines.peek().map(|Reverse(at)| *at),
         ) {
             (Some(a), Some(r)) => Some(a.min(r)),
             (a, r) => a.or(r),
@@ -232,10 +237,34 @@ impl Turn {
             tracing::debug!(client = %allocation.client, "allocation expired");
             self.end(allocation);
         }
-        for reserved in self.reservations.expire(now) {
-            tracing::debug!(%reserved, "port reservation expired");
-            self.ports.close(self.sockets.as_mut(), reserved);
+        let mut due = false;
+        while self
+            .reservation_deadlines
+            .peek()
+            .is_some_and(|Reverse(at)| *at <= now)
+        {
+            self.reservation_deadlines.pop();
+            due = true;
         }
+        if due {
+            self.expire_reservations(now);
+        }
+    }
+
+    /// Ends every port reservation expired at `now`, this core's or another's
+    /// (whichever core's timer sees one first): closes its socket, releases
+    /// its quota.
+    fn expire_reservations(&self, now: Instant) {
+        let expired = self.shared.reservations().expire(now);
+        for reservation in expired {
+            tracing::debug!(reserved = %reservation.socket.address(), "port reservation expired");
+            self.end_reservation(reservation);
+        }
+    }
+
+    /// Releases an unclaimed reservation's quota; dropping it closes its socket.
+    fn end_reservation(&self, reservation: Reservation) {
+        self.shared.release(&reservation.quota_name, reservation.ip);
     }
 
     /// Releases what an ended allocation held: relayed sockets and quota.

@@ -491,7 +491,7 @@ fn unknown_comprehension_required_attribute_is_420() {
     assert!(m.get(AttributeType::UNKNOWN_ATTRIBUTES).is_some());
 }
 
-fn reservation_token(m: &Message<'_>) -> Option<[u8; 8]> {
+pub(super) fn reservation_token(m: &Message<'_>) -> Option<[u8; 8]> {
     match m.get(AttributeType::RESERVATION_TOKEN) {
         Some(Attribute::ReservationToken(t)) => Some(**t),
         _ => None,

@@ -1,7 +1,10 @@
 //! One worker: its sockets (listening and relayed), its own [`Server`], one
 //! epoll set, batched receive and send. Nothing here is shared with other
 //! workers except the stop flag and the counters (relaxed atomics on the
-//! worker's own cache line).
+//! worker's own cache line) — and ports reserved by EVEN-PORT: the core keeps
+//! their bound sockets, unpolled, in the state all workers share, and the
+//! worker whose core serves the RESERVATION-TOKEN registers the socket here
+//! ([`RelaySockets::adopt`]).
 
 use std::io::{self, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
@@ -18,7 +21,7 @@ use super::{SocketIndex, StartError};
 use crate::datagrams::Datagrams;
 use crate::metrics::{DriverCounters, Registry};
 use crate::server::{Server, Transmit};
-use crate::turn::ports::RelaySockets;
+use crate::turn::ports::{RelaySockets, ReservedSocket};
 
 /// How often an idle worker wakes to check the stop flag.
 const TICK: Duration = Duration::from_millis(100);
@@ -91,6 +94,22 @@ impl RelaySockets for WorkerSockets {
 
     fn close(&mut self, address: SocketAddr) {
         self.push(Change::Close(address));
+    }
+
+    fn reserve(&mut self, address: SocketAddr) -> io::Result<ReservedSocket> {
+        // Bound but not polled: nothing is relayed through a reserved port.
+        let socket = super::bind_socket(address, false)?;
+        let bound = socket.local_addr()?;
+        Ok(ReservedSocket::new(bound, socket))
+    }
+
+    fn adopt(&mut self, socket: ReservedSocket) -> io::Result<SocketAddr> {
+        let address = socket.address();
+        let socket = socket
+            .downcast::<UdpSocket>()
+            .map_err(|_| io::Error::other("a reserved socket of another kind"))?;
+        self.push(Change::Open(address, socket));
+        Ok(address)
     }
 }
 
