@@ -60,42 +60,32 @@ fn build_lab() -> Lab {
     let router = make("r");
     let server = make("s");
 
-    router
-        .ip(&[
-            "link",
-            "add",
-            "lan",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            client.name(),
-        ])
-        .expect("veth lan");
-    router
-        .ip(&[
-            "link",
-            "add",
-            "wan",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            server.name(),
-        ])
-        .expect("veth wan");
-    router
-        .ip(&["addr", "add", "192.168.77.1/24", "dev", "lan"])
-        .expect("addr lan");
-    router
-        .ip(&["addr", "add", "198.18.77.1/24", "dev", "wan"])
-        .expect("addr wan");
-    router.ip(&["link", "set", "lan", "up"]).expect("lan up");
-    router.ip(&["link", "set", "wan", "up"]).expect("wan up");
+    // The router's LAN faces the client, its WAN the server.
+    for (dev, peer, addr) in [
+        ("lan", &client, "192.168.77.1/24"),
+        ("wan", &server, "198.18.77.1/24"),
+    ] {
+        router
+            .ip(&[
+                "link",
+                "add",
+                dev,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                peer.name(),
+            ])
+            .expect("veth");
+        router
+            .ip(&["addr", "add", addr, "dev", dev])
+            .expect("router addr");
+        router
+            .ip(&["link", "set", dev, "up"])
+            .expect("router link up");
+    }
     router
         .sysctl(&["net.ipv4.ip_forward=1"])
         .expect("ip_forward");
