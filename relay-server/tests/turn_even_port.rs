@@ -32,6 +32,20 @@ fn relayed_and_token(response: &[u8]) -> (SocketAddr, Option<[u8; 8]>) {
     (relayed, token)
 }
 
+/// `client` allocates an even port with the R bit; returns the port and the
+/// RESERVATION-TOKEN for the next one.
+fn reserve_even(client: &mut TurnClient) -> (SocketAddr, [u8; 8]) {
+    let response = client.request(
+        Method::ALLOCATE,
+        &[
+            Attribute::RequestedTransport(17),
+            Attribute::EvenPort { reserve_next: true },
+        ],
+    );
+    let (even, token) = relayed_and_token(&response);
+    (even, token.expect("RESERVATION-TOKEN"))
+}
+
 /// `client` relays one datagram to `peer`, which must see it from `relayed`.
 fn relays_from(client: &mut TurnClient, peer: &std::net::UdpSocket, relayed: SocketAddr) {
     let peer_addr = peer.local_addr().unwrap();
@@ -53,16 +67,8 @@ fn even_port_reservation_is_honoured_on_real_sockets() {
     let peer = peer_socket("127.0.0.1:0");
 
     let mut rtp = TurnClient::new(server, "alice", "pw");
-    let response = rtp.request(
-        Method::ALLOCATE,
-        &[
-            Attribute::RequestedTransport(17),
-            Attribute::EvenPort { reserve_next: true },
-        ],
-    );
-    let (even, token) = relayed_and_token(&response);
+    let (even, token) = reserve_even(&mut rtp);
     assert_eq!(even.port() % 2, 0);
-    let token = token.expect("RESERVATION-TOKEN");
 
     let mut rtcp = TurnClient::new(server, "alice", "pw");
     let with_token = [
@@ -116,15 +122,7 @@ fn reservation_tokens_are_claimed_on_any_worker() {
     let mut claimed = Vec::new();
     for round in 0..8 {
         let mut rtp = TurnClient::new(server, "alice", "pw");
-        let response = rtp.request(
-            Method::ALLOCATE,
-            &[
-                Attribute::RequestedTransport(17),
-                Attribute::EvenPort { reserve_next: true },
-            ],
-        );
-        let (even, token) = relayed_and_token(&response);
-        let token = token.expect("RESERVATION-TOKEN");
+        let (even, token) = reserve_even(&mut rtp);
         let mut rtcp = TurnClient::new(server, "alice", "pw");
         let response = rtcp.request(
             Method::ALLOCATE,
