@@ -173,8 +173,16 @@ impl Turn {
             config.nonce_lifetime.as_secs(),
         );
         let rng = u64::from_le_bytes(seed[..8].try_into().unwrap_or([1; 8])) | 1;
+        // Each core its own port order: cores on one `Shared` share the key
+        // above, and with one seed they would all try the same ports first
+        // and each lose the bind race to the others.
+        let port_seed = getrandom::u64().unwrap_or_else(|_| {
+            static CORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let core = CORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            rng.rotate_left(17) ^ core.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        });
         Turn {
-            ports: PortPool::new(config.relay_ports.clone(), rng.rotate_left(17)),
+            ports: PortPool::new(config.relay_ports.clone(), port_seed),
             config,
             auth,
             policy,

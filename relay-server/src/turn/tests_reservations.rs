@@ -164,3 +164,34 @@ fn a_token_is_good_on_another_core_and_expires_on_any() {
     assert_eq!(plain(&mut a, "198.51.100.7:40012"), None);
     assert_eq!(plain(&mut b, "198.51.100.7:40014"), Some(486));
 }
+
+/// Cores on one `Shared` (one per worker) pick relay ports in different
+/// orders: with one order they would all try the same ports first.
+#[test]
+fn cores_on_one_shared_pick_ports_in_different_orders() {
+    let shared = Shared::new();
+    let turn = TurnConfig {
+        relay_ports: Some(1_024..=65_535),
+        ..config()
+    };
+    let mut first_ports = Vec::new();
+    for _ in 0..2 {
+        let mut h = Harness::new(config());
+        let sockets = Box::new(VirtualSockets::default());
+        h.server = Server::with_turn(ServerConfig::default(), turn.clone(), sockets, &shared);
+        h.server.set_clock(h.now, UNIX);
+        let ports: Vec<u16> = (0..3)
+            .map(|i| {
+                let bytes = h.request_from(
+                    &format!("198.51.100.7:{}", 40_000 + i),
+                    Method::ALLOCATE,
+                    &PLAIN,
+                );
+                relayed(&Message::decode(&bytes).unwrap())[0].port()
+            })
+            .collect();
+        first_ports.push(ports);
+    }
+    // Equal only if two random starts in 64 512 ports coincide three times over.
+    assert_ne!(first_ports[0], first_ports[1]);
+}
