@@ -33,6 +33,13 @@ fn claim(h: &mut Harness, from: &str, token: &[u8; 8]) -> Vec<u8> {
     h.request_from(from, Method::ALLOCATE, &attrs)
 }
 
+/// Makes `h`'s server a core with `turn` on `shared` (as one worker of several).
+fn core_on(h: &mut Harness, shared: &Shared, turn: &TurnConfig) {
+    let sockets = Box::new(VirtualSockets::default());
+    h.server = Server::with_turn(ServerConfig::default(), turn.clone(), sockets, shared);
+    h.server.set_clock(h.now, UNIX);
+}
+
 fn plain(h: &mut Harness, from: &str) -> Option<u16> {
     code(&h.request_from(from, Method::ALLOCATE, &PLAIN))
 }
@@ -122,16 +129,11 @@ fn a_token_is_good_on_another_core_and_expires_on_any() {
         user_quota: 4,
         ..config()
     };
-    let core = |h: &mut Harness| {
-        let sockets = Box::new(VirtualSockets::default());
-        h.server = Server::with_turn(ServerConfig::default(), turn.clone(), sockets, &shared);
-        h.server.set_clock(h.now, UNIX);
-    };
     let mut a = Harness::new(config());
     let mut b = Harness::new(config());
     b.now = a.now;
-    core(&mut a);
-    core(&mut b);
+    core_on(&mut a, &shared, &turn);
+    core_on(&mut b, &shared, &turn);
 
     // Reserved on core a, claimed on core b, which then relays on the port.
     let (even, token) = reserve(&mut a, "198.51.100.7:40000");
@@ -177,9 +179,7 @@ fn cores_on_one_shared_pick_ports_in_different_orders() {
     let mut first_ports = Vec::new();
     for _ in 0..2 {
         let mut h = Harness::new(config());
-        let sockets = Box::new(VirtualSockets::default());
-        h.server = Server::with_turn(ServerConfig::default(), turn.clone(), sockets, &shared);
-        h.server.set_clock(h.now, UNIX);
+        core_on(&mut h, &shared, &turn);
         let ports: Vec<u16> = (0..3)
             .map(|i| {
                 let bytes = h.request_from(
